@@ -1,0 +1,67 @@
+using System.Runtime.CompilerServices;
+
+namespace Kiln.Kvm;
+
+/// <summary>A view of a vCPU's mmap'd struct kvm_run. Offsets are those of &lt;linux/kvm.h&gt; (checked by a test).
+/// Only the owning vCPU thread touches it.</summary>
+public readonly unsafe ref struct KvmRun
+{
+    // Offsets into struct kvm_run.
+    public const int ImmediateExitOffset = 1;
+    public const int ExitReasonOffset = 8;
+    public const int UnionOffset = 32;
+    private readonly byte* _run;
+    private readonly int _size;
+
+    internal KvmRun(byte* run, int size)
+    {
+        _run = run;
+        _size = size;
+    }
+
+    public KvmExitReason ExitReason => (KvmExitReason)Unsafe.ReadUnaligned<uint>(_run + ExitReasonOffset);
+
+    // io: direction u8, size u8, port u16, count u32, data_offset u64
+    public bool IoIsOut => _run[UnionOffset] == 1;
+    public int IoSize => _run[UnionOffset + 1];
+    public ushort IoPort => Unsafe.ReadUnaligned<ushort>(_run + UnionOffset + 2);
+    public uint IoCount => Unsafe.ReadUnaligned<uint>(_run + UnionOffset + 4);
+
+    /// <summary>The PIO data area (size * count bytes) inside the kvm_run mapping. The kernel sets the offset;
+    /// it is still checked so a bad value cannot make us touch memory past the mapping.</summary>
+    public Span<byte> IoData
+    {
+        get
+        {
+            ulong offset = Unsafe.ReadUnaligned<ulong>(_run + UnionOffset + 8);
+            ulong length = (ulong)IoSize * IoCount;
+            if (offset > (ulong)_size || length > (ulong)_size - offset)
+                throw new KvmException($"kvm_run io data out of range (offset {offset}, length {length})");
+            return new Span<byte>(_run + offset, (int)length);
+        }
+    }
+
+    // mmio: phys_addr u64, data[8], len u32, is_write u8
+    public ulong MmioAddress => Unsafe.ReadUnaligned<ulong>(_run + UnionOffset);
+    public Span<byte> MmioData => new(_run + UnionOffset + 8, Math.Min(8, (int)Unsafe.ReadUnaligned<uint>(_run + UnionOffset + 16)));
+    public bool MmioIsWrite => _run[UnionOffset + 20] != 0;
+
+    // fail_entry: hardware_entry_failure_reason u64, cpu u32
+    public ulong FailEntryReason => Unsafe.ReadUnaligned<ulong>(_run + UnionOffset);
+
+    // internal: suberror u32, ndata u32, data[16] u64
+    public uint InternalSuberror => Unsafe.ReadUnaligned<uint>(_run + UnionOffset);
+    public ReadOnlySpan<ulong> InternalData
+    {
+        get
+        {
+            uint n = Math.Min(16u, Unsafe.ReadUnaligned<uint>(_run + UnionOffset + 4));
+            return new ReadOnlySpan<ulong>(_run + UnionOffset + 8, (int)n);
+        }
+    }
+
+    // system_event: type u32, ndata u32, data[]
+    public KvmSystemEvent SystemEventType => (KvmSystemEvent)Unsafe.ReadUnaligned<uint>(_run + UnionOffset);
+
+    public bool ImmediateExit => Volatile.Read(ref _run[ImmediateExitOffset]) != 0;
+}

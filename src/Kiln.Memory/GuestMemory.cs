@@ -1,0 +1,163 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Kiln.Kvm;
+
+namespace Kiln.Memory;
+
+/// <summary>All of a guest's RAM: regions sorted by address, with bounds-checked reads and writes.
+/// Every guest-controlled address reaches host memory only through <see cref="TryGetSpan"/>'s checks.</summary>
+public sealed class GuestMemory : IDisposable
+{
+    private readonly GuestRegion[] _regions;
+
+    private GuestMemory(GuestRegion[] regions) => _regions = regions;
+
+    public IReadOnlyList<GuestRegion> Regions => _regions;
+
+    public ulong TotalSize => _regions.Aggregate(0UL, (sum, r) => sum + r.Size);
+
+    /// <summary>Maps regions at the given (start, size) pairs; they must not overlap.</summary>
+    public static GuestMemory Create(IEnumerable<(GuestAddress Start, ulong Size)> layout)
+    {
+        var sorted = layout.OrderBy(r => r.Start.Value).ToArray();
+        for (int i = 1; i < sorted.Length; i++)
+            if (sorted[i - 1].Start.Value + sorted[i - 1].Size > sorted[i].Start.Value)
+                throw new GuestMemoryException($"memory regions overlap at {sorted[i].Start}");
+        var regions = new List<GuestRegion>();
+        try
+        {
+            foreach (var (start, size) in sorted)
+                regions.Add(new GuestRegion(start, size));
+        }
+        catch
+        {
+            regions.ForEach(r => r.Dispose());
+            throw;
+        }
+        return new GuestMemory([.. regions]);
+    }
+
+    /// <summary>Hands every region to KVM as a memory slot, numbered from 0.</summary>
+    public void RegisterWith(VirtualMachine vm, uint flags = 0)
+    {
+        for (int i = 0; i < _regions.Length; i++)
+            vm.SetUserMemoryRegion((uint)i, _regions[i].Start.Value, _regions[i].Size, _regions[i].HostAddress, flags);
+    }
+
+    public GuestRegion? FindRegion(GuestAddress address)
+    {
+        foreach (var r in _regions)
+            if (r.Contains(address, 1))
+                return r;
+        return null;
+    }
+
+    /// <summary>True when all of [address, address+length) is RAM (possibly across adjacent regions).</summary>
+    public bool IsValid(GuestAddress address, ulong length)
+    {
+        while (true)
+        {
+            var region = FindRegion(address);
+            if (region is null)
+                return length == 0 && _regions.Any(r => r.End == address);
+            ulong available = region.End.Value - address.Value;
+            if (length <= available)
+                return true;
+            length -= available;
+            address = region.End;
+        }
+    }
+
+    /// <summary>A span over [address, address+length) if it lies inside one region; the safe path for device
+    /// code that wants zero-copy access to a guest buffer.</summary>
+    public bool TryGetSpan(GuestAddress address, int length, out Span<byte> span)
+    {
+        if (length >= 0)
+        {
+            foreach (var r in _regions)
+            {
+                if (r.Contains(address, (ulong)length))
+                {
+                    span = r.Slice(address, length);
+                    return true;
+                }
+            }
+        }
+        span = default;
+        return false;
+    }
+
+    public Span<byte> GetSpan(GuestAddress address, int length) =>
+        TryGetSpan(address, length, out var span) ? span : throw OutOfRange(address, (ulong)Math.Max(length, 0));
+
+    public void Read(GuestAddress address, Span<byte> destination)
+    {
+        CheckRange(address, destination.Length);
+        for (int done = 0; done < destination.Length;)
+        {
+            var chunk = ChunkAt(address + (ulong)done, destination.Length - done);
+            chunk.CopyTo(destination.Slice(done));
+            done += chunk.Length;
+        }
+    }
+
+    public void Write(GuestAddress address, ReadOnlySpan<byte> source)
+    {
+        CheckRange(address, source.Length);
+        for (int done = 0; done < source.Length;)
+        {
+            var chunk = ChunkAt(address + (ulong)done, source.Length - done);
+            source.Slice(done, chunk.Length).CopyTo(chunk);
+            done += chunk.Length;
+        }
+    }
+
+    public T Read<T>(GuestAddress address) where T : unmanaged
+    {
+        Span<byte> buffer = stackalloc byte[Unsafe.SizeOf<T>()];
+        Read(address, buffer);
+        return MemoryMarshal.Read<T>(buffer);
+    }
+
+    public void Write<T>(GuestAddress address, T value) where T : unmanaged
+    {
+        Span<byte> buffer = stackalloc byte[Unsafe.SizeOf<T>()];
+        MemoryMarshal.Write(buffer, in value);
+        Write(address, buffer);
+    }
+
+    public void Fill(GuestAddress address, ulong length, byte value)
+    {
+        if (!IsValid(address, length))
+            throw OutOfRange(address, length);
+        while (length > 0)
+        {
+            var chunk = ChunkAt(address, (int)Math.Min(length, 1 << 20));
+            chunk.Fill(value);
+            address += (ulong)chunk.Length;
+            length -= (ulong)chunk.Length;
+        }
+    }
+
+    private void CheckRange(GuestAddress address, int length)
+    {
+        if (!IsValid(address, (ulong)length))
+            throw OutOfRange(address, (ulong)length);
+    }
+
+    /// <summary>The part of an already-validated range that lies in the region holding its first byte.</summary>
+    private Span<byte> ChunkAt(GuestAddress address, int length)
+    {
+        var region = FindRegion(address)!;
+        return region.Slice(address, (int)Math.Min((ulong)length, region.End.Value - address.Value));
+    }
+
+    private static GuestMemoryException OutOfRange(GuestAddress address, ulong length) =>
+        new($"guest access [{address}, +{length:#,0}) is outside guest RAM");
+
+    public void Dispose()
+    {
+        foreach (var r in _regions)
+            r.Dispose();
+    }
+}
