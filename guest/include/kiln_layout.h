@@ -1,0 +1,43 @@
+/*
+ * Constants shared by the assembly boot code (boot/ *.S) and the C code.
+ * Everything here must stay plain #defines so the assembler can use it.
+ */
+#ifndef KILN_LAYOUT_H
+#define KILN_LAYOUT_H
+
+/* GDT layout (boot/gdt.S). Ring-3 selectors get RPL 3 ORed in. */
+#define SEL_KCODE64     0x08
+#define SEL_KDATA       0x10
+#define SEL_UCODE64     0x18
+#define SEL_UDATA       0x20
+#define SEL_KCODE32     0x28    /* only used by the AP trampoline (16 -> 32 bit) */
+#define SEL_TSS0        0x30    /* CPU n's 16-byte TSS descriptor is at SEL_TSS0 + 16*n */
+#define GDT_FIXED_ENTRIES 6
+#define GDT_SIZE        ((GDT_FIXED_ENTRIES + 2 * KILN_MAX_CPUS) * 8)
+
+/* Per-CPU resources are statically sized; APs beyond this are parked. */
+#define KILN_MAX_CPUS   16
+#define KSTACK_SHIFT    13      /* 8 KiB ring-0 stack per CPU (exceptions, services) */
+#define USTACK_SHIFT    15      /* 32 KiB ring-3 stack per CPU */
+
+/* IOPL=3 so ring 3 can do port I/O (and cli/sti); IF=0, bit 1 is reserved-one. */
+#define USER_RFLAGS     0x3002
+
+/* Where ring-3 code copies the real-mode AP trampoline (SIPI vector = addr >> 12). */
+#define AP_TRAMPOLINE_ADDR 0x8000
+
+/* Service calls: ring 3 executes ud2 with RAX = magic, RDI = number, RSI = argument. */
+#define KILN_SVC_MAGIC  0x4b494c4e  /* "KILN" */
+#define KILN_SVC_PING           0   /* returns argument + 1; proves the mechanism works */
+#define KILN_SVC_TRIPLE_FAULT   1   /* never returns: empty IDT + ud2 */
+#define KILN_SVC_HALT           2   /* never returns: cli; hlt forever on this CPU */
+#define KILN_SVC_COUNT          3
+
+/* QEMU isa-debug-exit compatible port; the VMM exits with (code << 1) | 1. */
+#define DEBUG_EXIT_PORT 0xf4
+#define KILN_EXIT_EXCEPTION 0x7e    /* unexpected CPU exception */
+#define KILN_EXIT_BAD_TEST  0x7d    /* missing/unknown test= */
+
+#define MULTIBOOT_BOOT_MAGIC 0x2BADB002
+
+#endif

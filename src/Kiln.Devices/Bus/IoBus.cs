@@ -1,0 +1,80 @@
+namespace Kiln.Devices.Bus;
+
+/// <summary>Maps address ranges (ports or guest-physical MMIO) to devices. Registration happens while the machine
+/// is built; lookups on the exit path read an immutable sorted array, so they take no lock.</summary>
+public sealed class IoBus(string name)
+{
+    private readonly record struct Range(ulong Base, ulong Length, IBusDevice Device, string Name);
+
+    private Range[] _ranges = [];
+    private long _unhandledReads;
+    private long _unhandledWrites;
+
+    public string Name { get; } = name;
+
+    /// <summary>Accesses that hit no device (reads returned all-ones, writes were dropped).</summary>
+    public long UnhandledReads => Interlocked.Read(ref _unhandledReads);
+    public long UnhandledWrites => Interlocked.Read(ref _unhandledWrites);
+
+    public IEnumerable<(ulong Base, ulong Length, string Name)> Devices => _ranges.Select(r => (r.Base, r.Length, r.Name));
+
+    public void Register(ulong baseAddress, ulong length, IBusDevice device, string deviceName)
+    {
+        if (length == 0 || baseAddress + length < baseAddress)
+            throw new ArgumentException($"{Name}: bad range for {deviceName}");
+        foreach (var r in _ranges)
+            if (baseAddress < r.Base + r.Length && r.Base < baseAddress + length)
+                throw new InvalidOperationException(
+                    $"{Name}: {deviceName} at 0x{baseAddress:x}+{length} overlaps {r.Name} at 0x{r.Base:x}+{r.Length}");
+        var list = _ranges.ToList();
+        list.Add(new Range(baseAddress, length, device, deviceName));
+        _ranges = [.. list.OrderBy(r => r.Base)];
+    }
+
+    /// <summary>Dispatches a read; an address no device claims reads as all-ones (like an open bus) and is counted.</summary>
+    public bool Read(ulong address, Span<byte> data)
+    {
+        if (Find(address, out var range))
+        {
+            range.Device.Read(address - range.Base, data);
+            return true;
+        }
+        data.Fill(0xFF);
+        Interlocked.Increment(ref _unhandledReads);
+        return false;
+    }
+
+    /// <summary>Dispatches a write; an unclaimed address drops it and counts it.</summary>
+    public bool Write(ulong address, ReadOnlySpan<byte> data)
+    {
+        if (Find(address, out var range))
+        {
+            range.Device.Write(address - range.Base, data);
+            return true;
+        }
+        Interlocked.Increment(ref _unhandledWrites);
+        return false;
+    }
+
+    private bool Find(ulong address, out Range found)
+    {
+        var ranges = _ranges;
+        int lo = 0, hi = ranges.Length - 1;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            var r = ranges[mid];
+            if (address < r.Base)
+                hi = mid - 1;
+            else if (address - r.Base >= r.Length)
+                lo = mid + 1;
+            else
+            {
+                found = r;
+                return true;
+            }
+        }
+        found = default;
+        return false;
+    }
+}
