@@ -20,7 +20,10 @@
 #define KSTACK_SHIFT    13      /* 8 KiB ring-0 stack per CPU (exceptions, services) */
 #define USTACK_SHIFT    15      /* 32 KiB ring-3 stack per CPU */
 
-/* IOPL=3 so ring 3 can do port I/O (and cli/sti); IF=0, bit 1 is reserved-one. */
+/*
+ * IOPL=3 so ring 3 may do port I/O on VMX/SVM; IF=0; bit 1 is reserved-one.
+ * (PVM ignores the IOPL; the TSS I/O bitmap in kernel/cpu.c covers that case.)
+ */
 #define USER_RFLAGS     0x3002
 
 /* Where ring-3 code copies the real-mode AP trampoline (SIPI vector = addr >> 12). */
@@ -31,7 +34,8 @@
 #define KILN_SVC_PING           0   /* returns argument + 1; proves the mechanism works */
 #define KILN_SVC_TRIPLE_FAULT   1   /* never returns: empty IDT + ud2 */
 #define KILN_SVC_HALT           2   /* never returns: cli; hlt forever on this CPU */
-#define KILN_SVC_COUNT          3
+#define KILN_SVC_CPUID          3   /* CPUID leaf RSI, subleaf RDX, at ring 0 -> RAX..RDX */
+#define KILN_SVC_COUNT          4
 
 /* QEMU isa-debug-exit compatible port; the VMM exits with (code << 1) | 1. */
 #define DEBUG_EXIT_PORT 0xf4

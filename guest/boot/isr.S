@@ -1,0 +1,67 @@
+/*
+ * Exception entry stubs for vectors 0-31. Each pushes a dummy error code when
+ * the CPU does not, then its vector, and joins isr_common, which saves the
+ * general registers as a struct trap_frame (kernel/kernel.h) and calls
+ * trap_handler(). Only integer instructions: this runs under emulation.
+ */
+    .text
+    .code64
+
+.macro ISR vec
+isr_\vec:
+    .if (\vec == 8) || ((\vec >= 10) && (\vec <= 14)) || (\vec == 17) || (\vec == 21) || (\vec == 29) || (\vec == 30)
+    .else
+    pushq $0
+    .endif
+    pushq $\vec
+    jmp isr_common
+.endm
+
+.irp vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    ISR \vec
+.endr
+
+isr_common:
+    cld
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, %rdi                 /* 16-byte aligned here (see kernel.h) */
+    call trap_handler
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    addq $16, %rsp                  /* vector + error code */
+    iretq
+
+    .section .rodata
+    .balign 8
+    .globl isr_stub_table
+isr_stub_table:
+.irp vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .quad isr_\vec
+.endr

@@ -1,0 +1,77 @@
+/*
+ * Ring-0 exception handler. A #UD raised by "ud2" with RAX = KILN_SVC_MAGIC
+ * is a service call from ring 3 (int/syscall do not work on the PVM host);
+ * everything else is reported on COM1 and ends the run with exit code 0x7e.
+ */
+#include "kernel.h"
+
+typedef uint64_t (*service_fn)(struct trap_frame *f, uint64_t arg);
+
+static uint64_t svc_ping(struct trap_frame *f, uint64_t arg)
+{
+    (void)f;
+    return arg + 1;
+}
+
+/* With an IDT limit of 0 the #UD cannot be delivered: #GP -> #DF -> triple fault. */
+static uint64_t svc_triple_fault(struct trap_frame *f, uint64_t arg)
+{
+    (void)f;
+    (void)arg;
+    static const struct __attribute__((packed)) { uint16_t limit; uint64_t base; } no_idt = { 0, 0 };
+    __asm__ volatile("lidt %0\n\tud2" : : "m"(no_idt));
+    halt_forever();
+}
+
+static uint64_t svc_halt(struct trap_frame *f, uint64_t arg)
+{
+    (void)f;
+    (void)arg;
+    halt_forever();
+}
+
+/* Runs emulated at ring 0, so KVM answers with the guest's CPUID. */
+static uint64_t svc_cpuid(struct trap_frame *f, uint64_t leaf)
+{
+    uint32_t a, b, c, d;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"((uint32_t)leaf), "c"((uint32_t)f->rdx));
+    f->rbx = b;
+    f->rcx = c;
+    f->rdx = d;
+    return a;
+}
+
+/* Add a service: number in kiln_layout.h, function here. */
+static const service_fn services[KILN_SVC_COUNT] = {
+    [KILN_SVC_PING] = svc_ping,
+    [KILN_SVC_TRIPLE_FAULT] = svc_triple_fault,
+    [KILN_SVC_HALT] = svc_halt,
+    [KILN_SVC_CPUID] = svc_cpuid,
+};
+
+static bool is_service_call(const struct trap_frame *f)
+{
+    const uint8_t *insn = (const uint8_t *)f->rip;
+    return f->vector == 6 && f->rax == KILN_SVC_MAGIC
+        && insn[0] == 0x0f && insn[1] == 0x0b;
+}
+
+void trap_handler(struct trap_frame *f)
+{
+    if (is_service_call(f)) {
+        uint64_t nr = f->rdi;
+        f->rax = nr < KILN_SVC_COUNT && services[nr] ? services[nr](f, f->rsi) : ~0ull;
+        f->rip += 2;                        /* skip the ud2 */
+        return;
+    }
+
+    printf("guest: exception %u error 0x%lx rip 0x%lx\n", (unsigned)f->vector, f->error, f->rip);
+    printf("guest: cs 0x%lx rflags 0x%lx rsp 0x%lx\n", f->cs, f->rflags, f->rsp);
+    if (f->vector == 14) {
+        uint64_t cr2;
+        __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+        printf("guest: cr2 0x%lx\n", cr2);
+    }
+    outl(KILN_EXIT_EXCEPTION, DEBUG_EXIT_PORT);
+    halt_forever();
+}

@@ -1,0 +1,29 @@
+/* Maps test=NAME to a test body. To add a test: one file in tests/, one line here. */
+#include "tests.h"
+
+static const struct {
+    const char *name;
+    int (*run)(const char *cmdline);
+    const char *usage;
+} tests[] = {
+    { "exit", test_exit, "code=N msg=TEXT" },
+    { "smp", test_smp, "cpus=N" },
+    { "ports", test_ports, "" },
+    { "triple", test_triple, "" },
+    { "pio", test_pio, "count=N port=P" },
+    { "fault", test_fault, "" },
+    { "reboot", test_reboot, "boots=N" },
+};
+
+int test_main(const char *cmdline)
+{
+    const char *name = arg_str(cmdline, "test");
+    for (size_t i = 0; name && i < sizeof(tests) / sizeof(tests[0]); i++)
+        if (strcmp(name, tests[i].name) == 0)
+            return tests[i].run(cmdline);
+
+    printf("guest: %s test in command line '%s'; available:\n", name ? "unknown" : "no", cmdline);
+    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+        printf("  test=%s%s%s\n", tests[i].name, *tests[i].usage ? " " : "", tests[i].usage);
+    return KILN_EXIT_BAD_TEST;
+}

@@ -1,0 +1,15 @@
+/* Test bodies: int test_NAME(const char *cmdline); registered in tests/registry.c. */
+#ifndef KILN_TESTS_H
+#define KILN_TESTS_H
+
+#include "kiln_guest.h"
+
+int test_exit(const char *cmdline);
+int test_smp(const char *cmdline);
+int test_ports(const char *cmdline);
+int test_triple(const char *cmdline);
+int test_pio(const char *cmdline);
+int test_fault(const char *cmdline);
+int test_reboot(const char *cmdline);
+
+#endif
