@@ -2,8 +2,10 @@ using Kiln.Memory;
 
 namespace Kiln.Boot;
 
-/// <summary>What to boot: the user's kernel, optional initrd (for multiboot: module 0), command line and CPU count.</summary>
-public sealed record BootRequest(string KernelPath, string? InitrdPath, string CommandLine, int CpuCount);
+/// <summary>What to boot: the user's kernel, optional initrd (for multiboot: module 0), command line and CPU count.
+/// A null command line means the default for the kernel's kind (<see cref="LinuxBoot.DefaultCommandLine"/> for
+/// Linux, empty for multiboot).</summary>
+public sealed record BootRequest(string KernelPath, string? InitrdPath, string? CommandLine, int CpuCount);
 
 /// <summary>How the boot CPU enters the loaded kernel.</summary>
 public enum CpuEntryMode

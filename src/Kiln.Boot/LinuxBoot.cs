@@ -12,13 +12,17 @@ internal sealed record LinuxKernel(ulong EntryPoint, ulong KernelEnd, uint Cmdli
 
 /// <summary>The part of a Linux 64-bit boot shared by bzImage and vmlinux: command line, initrd, memory map,
 /// zero page, MP table, GDT and identity page tables, then the Long64 entry with RSI = the zero page.</summary>
-internal static class LinuxBoot
+public static class LinuxBoot
 {
-    public static BootEntry Start(GuestMemory memory, BootRequest request, BootFile kernelFile, LinuxKernel kernel,
+    /// <summary>Used when the user gives no command line: the serial console, reboot through the keyboard
+    /// controller (no ACPI needed), and reboot rather than hang on a panic.</summary>
+    public const string DefaultCommandLine = "console=ttyS0 reboot=k panic=1";
+
+    internal static BootEntry Start(GuestMemory memory, BootRequest request, BootFile kernelFile, LinuxKernel kernel,
         BootParams bootParams)
     {
         bootParams.SetLoaderFields();
-        bootParams.SetCommandLine(KernelCommandLine.Write(memory, kernelFile, request.CommandLine, kernel.CmdlineSize,
+        bootParams.SetCommandLine(KernelCommandLine.Write(memory, kernelFile, request.CommandLine ?? DefaultCommandLine, kernel.CmdlineSize,
             "cmdline_size"));
         if (request.InitrdPath is { } initrdPath)
         {

@@ -26,7 +26,7 @@ internal static class MultibootLoader
             ? LoadByAddressFields(memory, file, header, lowest, limit)
             : LoadElf(memory, file, lowest, limit);
 
-        ulong commandLine = KernelCommandLine.Write(memory, file, request.CommandLine, ulong.MaxValue,
+        ulong commandLine = KernelCommandLine.Write(memory, file, request.CommandLine ?? "", ulong.MaxValue,
             "the size of Kiln's command line area");
         MultibootModule? module = request.InitrdPath is { } path ? LoadModule(memory, path, imageEnd, limit) : null;
         ulong info = MultibootInfo.Write(memory, commandLine, module, E820Map.Build(memory));

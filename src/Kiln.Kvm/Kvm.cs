@@ -13,7 +13,7 @@ public sealed unsafe class Kvm : IDisposable
     public static readonly KvmCap[] RequiredCapabilities =
     [
         KvmCap.Irqchip, KvmCap.UserMemory, KvmCap.SetTssAddr, KvmCap.ExtCpuid, KvmCap.Pit2,
-        KvmCap.Irqfd, KvmCap.IoEventFd, KvmCap.IrqRouting, KvmCap.ImmediateExit,
+        KvmCap.Irqfd, KvmCap.Ioeventfd, KvmCap.IrqRouting, KvmCap.ImmediateExit,
     ];
 
     private readonly FileDescriptor _fd;

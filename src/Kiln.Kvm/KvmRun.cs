@@ -10,6 +10,11 @@ public readonly unsafe ref struct KvmRun
     public const int ImmediateExitOffset = 1;
     public const int ExitReasonOffset = 8;
     public const int UnionOffset = 32;
+    // Offsets inside the exit union, per exit kind.
+    public const int IoDirection = 0, IoSize_ = 1, IoPort_ = 2, IoCount_ = 4, IoDataOffset = 8;
+    public const int MmioPhysAddr = 0, MmioData_ = 8, MmioLen = 16, MmioIsWrite_ = 20;
+    public const int InternalSuberror_ = 0, InternalNdata = 4, InternalData_ = 8;
+    public const int SystemEventType_ = 0;
     private readonly byte* _run;
     private readonly int _size;
 
@@ -22,10 +27,10 @@ public readonly unsafe ref struct KvmRun
     public KvmExitReason ExitReason => (KvmExitReason)Unsafe.ReadUnaligned<uint>(_run + ExitReasonOffset);
 
     // io: direction u8, size u8, port u16, count u32, data_offset u64
-    public bool IoIsOut => _run[UnionOffset] == 1;
-    public int IoSize => _run[UnionOffset + 1];
-    public ushort IoPort => Unsafe.ReadUnaligned<ushort>(_run + UnionOffset + 2);
-    public uint IoCount => Unsafe.ReadUnaligned<uint>(_run + UnionOffset + 4);
+    public bool IoIsOut => _run[UnionOffset + IoDirection] == 1;
+    public int IoSize => _run[UnionOffset + IoSize_];
+    public ushort IoPort => Unsafe.ReadUnaligned<ushort>(_run + UnionOffset + IoPort_);
+    public uint IoCount => Unsafe.ReadUnaligned<uint>(_run + UnionOffset + IoCount_);
 
     /// <summary>The PIO data area (size * count bytes) inside the kvm_run mapping. The kernel sets the offset;
     /// it is still checked so a bad value cannot make us touch memory past the mapping.</summary>
@@ -33,7 +38,7 @@ public readonly unsafe ref struct KvmRun
     {
         get
         {
-            ulong offset = Unsafe.ReadUnaligned<ulong>(_run + UnionOffset + 8);
+            ulong offset = Unsafe.ReadUnaligned<ulong>(_run + UnionOffset + IoDataOffset);
             ulong length = (ulong)IoSize * IoCount;
             if (offset > (ulong)_size || length > (ulong)_size - offset)
                 throw new KvmException($"kvm_run io data out of range (offset {offset}, length {length})");
@@ -42,26 +47,26 @@ public readonly unsafe ref struct KvmRun
     }
 
     // mmio: phys_addr u64, data[8], len u32, is_write u8
-    public ulong MmioAddress => Unsafe.ReadUnaligned<ulong>(_run + UnionOffset);
-    public Span<byte> MmioData => new(_run + UnionOffset + 8, Math.Min(8, (int)Unsafe.ReadUnaligned<uint>(_run + UnionOffset + 16)));
-    public bool MmioIsWrite => _run[UnionOffset + 20] != 0;
+    public ulong MmioAddress => Unsafe.ReadUnaligned<ulong>(_run + UnionOffset + MmioPhysAddr);
+    public Span<byte> MmioData => new(_run + UnionOffset + MmioData_, Math.Min(8, (int)Unsafe.ReadUnaligned<uint>(_run + UnionOffset + MmioLen)));
+    public bool MmioIsWrite => _run[UnionOffset + MmioIsWrite_] != 0;
 
     // fail_entry: hardware_entry_failure_reason u64, cpu u32
     public ulong FailEntryReason => Unsafe.ReadUnaligned<ulong>(_run + UnionOffset);
 
     // internal: suberror u32, ndata u32, data[16] u64
-    public uint InternalSuberror => Unsafe.ReadUnaligned<uint>(_run + UnionOffset);
+    public uint InternalSuberror => Unsafe.ReadUnaligned<uint>(_run + UnionOffset + InternalSuberror_);
     public ReadOnlySpan<ulong> InternalData
     {
         get
         {
-            uint n = Math.Min(16u, Unsafe.ReadUnaligned<uint>(_run + UnionOffset + 4));
-            return new ReadOnlySpan<ulong>(_run + UnionOffset + 8, (int)n);
+            uint n = Math.Min(16u, Unsafe.ReadUnaligned<uint>(_run + UnionOffset + InternalNdata));
+            return new ReadOnlySpan<ulong>(_run + UnionOffset + InternalData_, (int)n);
         }
     }
 
     // system_event: type u32, ndata u32, data[]
-    public KvmSystemEvent SystemEventType => (KvmSystemEvent)Unsafe.ReadUnaligned<uint>(_run + UnionOffset);
+    public KvmSystemEvent SystemEventType => (KvmSystemEvent)Unsafe.ReadUnaligned<uint>(_run + UnionOffset + SystemEventType_);
 
     public bool ImmediateExit => Volatile.Read(ref _run[ImmediateExitOffset]) != 0;
 }

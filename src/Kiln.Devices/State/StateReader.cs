@@ -27,7 +27,7 @@ public sealed class StateReader(ReadOnlyMemory<byte> data)
 
     public long ReadInt64() => (long)ReadUInt64();
 
-    public byte[] ReadBytes() => Take(checked((int)ReadUInt32())).ToArray();
+    public byte[] ReadBytes() => Take(ReadLength()).ToArray();
 
     /// <summary>Reads a byte string that must have exactly the given length (fixed-size registers, tables).</summary>
     public void ReadBytes(Span<byte> destination)
@@ -38,7 +38,16 @@ public sealed class StateReader(ReadOnlyMemory<byte> data)
         Take(destination.Length).CopyTo(destination);
     }
 
-    public string ReadString() => Encoding.UTF8.GetString(Take(checked((int)ReadUInt32())));
+    public string ReadString() => Encoding.UTF8.GetString(Take(ReadLength()));
+
+    /// <summary>A length prefix; one too large for any buffer is corruption, not an overflow.</summary>
+    private int ReadLength()
+    {
+        uint length = ReadUInt32();
+        if (length > int.MaxValue)
+            throw new StateFormatException($"bad length {length} at offset {_position - 4}");
+        return (int)length;
+    }
 
     /// <summary>Checks a section's version tag; a mismatch is refused rather than misread.</summary>
     public void ExpectVersion(string section, byte supported)

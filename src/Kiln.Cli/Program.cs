@@ -1,0 +1,77 @@
+using Kiln.Boot;
+using Kiln.Devices.State;
+using Kiln.Interop;
+using Kiln.Kvm;
+using Kiln.Memory;
+using Kiln.Vmm;
+
+namespace Kiln.Cli;
+
+/// <summary>The `kiln` command: a verb, then its options. Errors are one line on stderr (the stack trace only with
+/// --debug); usage errors exit 2, failures 1.</summary>
+public static class Program
+{
+    private const string Usage = """
+        usage: kiln [--debug] <command> [options]
+
+        commands:
+          run        boot a VM with the terminal as its serial console
+          version    print Kiln's version
+
+        'kiln <command> --help' describes a command.
+        """;
+
+    public static int Main(string[] argv)
+    {
+        var args = argv.ToList();
+        bool debug = args.Remove("--debug");
+        KilnLog.DebugEnabled = debug;
+        if (args.Count == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            System.Console.Out.WriteLine(Usage);
+            return args.Count == 0 ? 2 : 0;
+        }
+        string verb = args[0];
+        var rest = args.Skip(1).ToList();
+        try
+        {
+            if (rest.Contains("--help") || rest.Contains("-h"))
+            {
+                System.Console.Out.WriteLine(HelpFor(verb));
+                return 0;
+            }
+            return verb switch
+            {
+                "run" => RunCommand.Execute(rest),
+                "version" or "--version" => PrintVersion(),
+                _ => throw new UsageException($"unknown command '{verb}' (see 'kiln --help')"),
+            };
+        }
+        catch (UsageException e)
+        {
+            KilnLog.Error(e.Message);
+            return 2;
+        }
+        catch (Exception e) when (e is KvmException or BootException or GuestMemoryException or SystemCallException
+                                       or StateFormatException or IOException or UnauthorizedAccessException)
+        {
+            KilnLog.Error(e.Message);
+            if (debug)
+                KilnLog.Info(e.ToString());
+            return 1;
+        }
+    }
+
+    private static string HelpFor(string verb) => verb switch
+    {
+        "run" => RunCommand.Help,
+        _ => Usage,
+    };
+
+    private static int PrintVersion()
+    {
+        var version = typeof(Program).Assembly.GetName().Version;
+        System.Console.Out.WriteLine($"kiln {version?.ToString(3) ?? "0.0.0"}");
+        return 0;
+    }
+}

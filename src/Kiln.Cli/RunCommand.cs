@@ -1,0 +1,103 @@
+using System.Runtime.InteropServices;
+using Kiln.Interop;
+using Kiln.Vmm;
+
+namespace Kiln.Cli;
+
+/// <summary>`kiln run`: boot one VM with the terminal as its serial console.</summary>
+public static class RunCommand
+{
+    private sealed class Settings
+    {
+        public string? Kernel;
+        public string? Initrd;
+        public string? Cmdline;
+        public ulong Memory = 512UL << 20;
+        public int Cpus = 1;
+        public ushort? DebugExit = 0xF4;
+        public bool NoReboot;
+        public bool Stats;
+    }
+
+    private static readonly CliOptions<Settings> Options = new CliOptions<Settings>("run", "--kernel PATH [options]")
+        .Value("--kernel|-k", "PATH", "kernel to boot: Linux bzImage, ELF vmlinux, or multiboot ELF", (s, v) => s.Kernel = v)
+        .Value("--initrd|-i", "PATH", "initial ramdisk (multiboot: module 0)", (s, v) => s.Initrd = v)
+        .Value("--cmdline|-c", "TEXT", $"kernel command line (Linux default: \"{VmConfig.DefaultLinuxCommandLine}\")", (s, v) => s.Cmdline = v)
+        .Value("--memory|-m", "SIZE", "guest RAM, e.g. 512M, 2G (default 512M)", (s, v) => s.Memory = SizeParser.Parse(v, "--memory"))
+        .Value("--cpus", "N", $"number of vCPUs, 1 to {VmConfig.MaxCpus} (default 1)",
+            (s, v) => s.Cpus = (int)SizeParser.ParseNumber(v, "--cpus", VmConfig.MaxCpus))
+        .Value("--debug-exit", "PORT|off", "QEMU isa-debug-exit port: exit status = (value << 1) | 1 (default 0xf4)",
+            (s, v) => s.DebugExit = v == "off" ? null : (ushort)SizeParser.ParseNumber(v, "--debug-exit", 0xFFFC))
+        .Flag("--no-reboot", "exit when the guest resets instead of rebooting", s => s.NoReboot = true)
+        .Flag("--stats", "print exit counts when the VM stops", s => s.Stats = true);
+
+    public static string Help => Options.Help() + "\n\nConsole: C-a x exits, C-a h for help.";
+
+    public static int Execute(IReadOnlyList<string> args)
+    {
+        var settings = new Settings();
+        Options.Parse(settings, args);
+        if (settings.Kernel is null)
+            throw new UsageException("run: --kernel PATH is required (see 'kiln run --help')");
+        if (settings.Cpus < 1)
+            throw new UsageException("run: --cpus must be at least 1");
+        var config = new VmConfig
+        {
+            KernelPath = settings.Kernel, InitrdPath = settings.Initrd, CommandLine = settings.Cmdline,
+            MemoryBytes = settings.Memory, CpuCount = settings.Cpus, DebugExitPort = settings.DebugExit,
+            NoReboot = settings.NoReboot,
+        };
+        return Run(config, settings.Stats);
+    }
+
+    private static int Run(VmConfig config, bool stats)
+    {
+        using var runner = new VmmRunner(config);
+        byte[]? savedTerminal = Terminal.IsTerminal(0) ? Terminal.MakeRaw(0) : null;
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => Stop(c, runner));
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => Stop(c, runner));
+        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => Stop(c, runner));
+        MachineExit exit;
+        try
+        {
+            exit = runner.Run();
+        }
+        finally
+        {
+            if (savedTerminal is not null)
+                Terminal.Restore(0, savedTerminal);
+        }
+        if (stats)
+            PrintStats(runner);
+        switch (exit.Kind)
+        {
+            case MachineExitKind.TripleFault:
+                KilnLog.Error($"guest triple fault: {exit.Message}");
+                break;
+            case MachineExitKind.Error:
+                KilnLog.Error(exit.Message);
+                break;
+            case MachineExitKind.UserStop:
+                KilnLog.Info(exit.Message);
+                break;
+            default:
+                KilnLog.Debug($"{exit.Kind}: {exit.Message}");
+                break;
+        }
+        return exit.ExitCode;
+    }
+
+    private static void Stop(PosixSignalContext context, VmmRunner runner)
+    {
+        context.Cancel = true;
+        runner.RequestStop(MachineExit.UserStop($"terminating on signal {context.Signal}"));
+    }
+
+    private static void PrintStats(VmmRunner runner)
+    {
+        KilnLog.Info($"boots: {runner.Boots}");
+        foreach (var (reason, count) in runner.LastExitCounts)
+            KilnLog.Info($"exits {reason,-16} {count,12:N0}");
+        KilnLog.Info($"unhandled port reads {runner.LastUnhandledPorts.Reads:N0}, writes {runner.LastUnhandledPorts.Writes:N0}");
+    }
+}

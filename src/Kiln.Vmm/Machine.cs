@@ -1,0 +1,151 @@
+using Kiln.Boot;
+using Kiln.Devices;
+using Kiln.Devices.Bus;
+using Kiln.Devices.Legacy;
+using Kiln.Devices.State;
+using Kiln.Kvm;
+using Kiln.Memory;
+using Kiln.Vmm.Cpu;
+
+namespace Kiln.Vmm;
+
+/// <summary>One boot of a VM: KVM VM, guest RAM, platform devices, vCPUs. A guest reset ends this machine and the
+/// runner builds a fresh one, so no state from the previous boot can leak into the next.</summary>
+public sealed class Machine : IMachineControl, IDisposable
+{
+    // Addresses KVM needs for its own use on Intel hosts (real-mode TSS and EPT identity map), just below the BIOS.
+    private const uint TssAddress = 0xFFFB_D000;
+    private const ulong IdentityMapAddress = 0xFFFB_C000;
+
+    private readonly VirtualMachine _vm;
+    private readonly GuestMemory _memory;
+    private readonly List<Vcpu> _vcpus = [];
+    private readonly List<VcpuRunner> _runners = [];
+    private readonly List<IStateful> _devices = [];
+    private readonly ManualResetEventSlim _stopped = new();
+    private MachineExit? _exit;
+
+    private Machine(VmConfig config, VirtualMachine vm, GuestMemory memory)
+    {
+        Config = config;
+        _vm = vm;
+        _memory = memory;
+    }
+
+    public VmConfig Config { get; }
+    public IoBus Pio { get; } = new("port I/O");
+    public IoBus Mmio { get; } = new("MMIO");
+    public Serial8250 Serial { get; private set; } = null!;
+
+    /// <summary>The CMOS, whose battery-backed RAM a reboot carries over (as on a PC).</summary>
+    public CmosRtc Cmos { get; private set; } = null!;
+
+    /// <summary>Every device's state, for snapshots and migration.</summary>
+    public IReadOnlyList<IStateful> Devices => _devices;
+    public GuestMemory Memory => _memory;
+    public BootEntry Boot { get; private set; } = null!;
+    public IEnumerable<ExitCounters> ExitCounters => _runners.Select(r => r.Exits);
+
+    public bool IsStopping => Volatile.Read(ref _exit) is not null;
+
+    public static Machine Create(VmConfig config, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid, ISerialOutput console)
+    {
+        var vm = kvm.CreateVm();
+        GuestMemory? memory = null;
+        Machine? machine = null;
+        try
+        {
+            vm.SetTssAddress(TssAddress);
+            vm.SetIdentityMapAddress(IdentityMapAddress);
+            vm.CreateIrqchip();
+            vm.CreatePit2(KvmPitConfig.SpeakerDummy);
+            memory = GuestMemory.Create(X86MemoryLayout.RamRegions(config.MemoryBytes));
+            memory.RegisterWith(vm);
+            machine = new Machine(config, vm, memory);
+            machine.AddPlatformDevices(console);
+            machine.Boot = KernelLoader.Load(memory, new BootRequest(config.KernelPath, config.InitrdPath,
+                config.CommandLine, config.CpuCount));
+            machine.CreateVcpus(supportedCpuid);
+            return machine;
+        }
+        catch
+        {
+            if (machine is not null)
+                machine.Dispose();
+            else
+            {
+                memory?.Dispose();
+                vm.Dispose();
+            }
+            throw;
+        }
+    }
+
+    private void AddPlatformDevices(ISerialOutput console)
+    {
+        Serial = new Serial8250(Serial8250.Com1Base, new KvmInterruptLine(_vm, Serial8250.Com1Irq), console);
+        AddPortDevice(Serial8250.Com1Base, Serial8250.PortCount, Serial, "serial (COM1)");
+        Cmos = new CmosRtc(Config.MemoryBytes);
+        AddPortDevice(CmosRtc.BasePort, CmosRtc.PortCount, Cmos, "CMOS RTC");
+        var i8042 = new I8042(new KvmInterruptLine(_vm, I8042.Irq), this);
+        _devices.Add(i8042);
+        AddPortDevice(I8042.DataPortAddress, I8042.PortLength, i8042.DataPort, "i8042 data");
+        AddPortDevice(I8042.CommandPortAddress, I8042.PortLength, i8042.CommandPort, "i8042 command");
+        AddPortDevice(PostCode.Port, PostCode.PortCount, new PostCode(), "POST code");
+        AddPortDevice(SystemControlPortA.Port, SystemControlPortA.PortCount, new SystemControlPortA(this), "system control port A");
+        AddPortDevice(ResetControl.Port, ResetControl.PortCount, new ResetControl(this), "reset control");
+        if (Config.DebugExitPort is ushort port)
+            AddPortDevice(port, DebugExit.PortCount, new DebugExit(this, port), "debug exit");
+    }
+
+    private void AddPortDevice(ushort port, ulong length, IBusDevice device, string name)
+    {
+        Pio.Register(port, length, device, name);
+        if (device is IStateful stateful && !_devices.Contains(stateful))
+            _devices.Add(stateful);
+    }
+
+    private void CreateVcpus(KvmCpuidEntry2[] supportedCpuid)
+    {
+        for (int i = 0; i < Config.CpuCount; i++)
+        {
+            var vcpu = _vm.CreateVcpu(i);
+            _vcpus.Add(vcpu);
+            VcpuInitializer.Initialize(vcpu, supportedCpuid, Config.CpuCount);
+            // Application processors stay in KVM's wait-for-SIPI state until the guest starts them.
+            if (i == 0)
+                BootCpuState.Apply(vcpu, Boot);
+            _runners.Add(new VcpuRunner(vcpu, this, Pio, Mmio, _memory));
+        }
+    }
+
+    /// <summary>Runs every vCPU until something stops the machine, then returns why.</summary>
+    public MachineExit Run()
+    {
+        foreach (var runner in _runners)
+            runner.Start();
+        _stopped.Wait();
+        foreach (var runner in _runners)
+            runner.Stop();
+        return _exit!;
+    }
+
+    /// <summary>Stops the machine; the first reason wins. Safe from any thread.</summary>
+    public void RequestStop(MachineExit exit)
+    {
+        if (Interlocked.CompareExchange(ref _exit, exit, null) is null)
+            _stopped.Set();
+    }
+
+    void IMachineControl.RequestReset(string reason) => RequestStop(MachineExit.Reset(reason));
+
+    void IMachineControl.RequestExit(int exitCode, string reason) => RequestStop(MachineExit.DebugExit(exitCode, reason));
+
+    public void Dispose()
+    {
+        foreach (var vcpu in _vcpus)
+            vcpu.Dispose();
+        _vm.Dispose();
+        _memory.Dispose();
+    }
+}

@@ -1,0 +1,140 @@
+using Kiln.Devices.Bus;
+using Kiln.Interop;
+using Kiln.Kvm;
+using Kiln.Memory;
+using Kiln.Vmm.Cpu;
+
+namespace Kiln.Vmm;
+
+/// <summary>One vCPU's thread: KVM_RUN, then one switch over the exit reason. Nothing here blocks except KVM_RUN,
+/// and device I/O goes straight to the bus.</summary>
+internal sealed class VcpuRunner
+{
+    private readonly Vcpu _vcpu;
+    private readonly Machine _machine;
+    private readonly IoBus _pio;
+    private readonly IoBus _mmio;
+    private readonly GuestMemory _memory;
+    private readonly Thread _thread;
+    private readonly ManualResetEventSlim _started = new();
+    private int _threadId;
+
+    public VcpuRunner(Vcpu vcpu, Machine machine, IoBus pio, IoBus mmio, GuestMemory memory)
+    {
+        _vcpu = vcpu;
+        _machine = machine;
+        _pio = pio;
+        _mmio = mmio;
+        _memory = memory;
+        _thread = new Thread(Loop) { Name = $"vcpu{vcpu.Id}", IsBackground = true };
+    }
+
+    public ExitCounters Exits { get; } = new();
+
+    public void Start()
+    {
+        _thread.Start();
+        _started.Wait();
+    }
+
+    /// <summary>Makes KVM_RUN return (immediate_exit covers a kick that lands before the thread enters the guest)
+    /// and waits for the thread to leave.</summary>
+    public void Stop()
+    {
+        _vcpu.RequestImmediateExit();
+        while (!_thread.Join(10))
+            Threads.Kick(_threadId);
+    }
+
+    private void Loop()
+    {
+        _threadId = Threads.CurrentThreadId();
+        _started.Set();
+        try
+        {
+            while (!_machine.IsStopping)
+            {
+                if (!_vcpu.Run())
+                    continue; // kicked; the loop condition decides
+                var exit = HandleExit();
+                if (exit is not null)
+                    _machine.RequestStop(exit);
+            }
+        }
+        catch (Exception e) when (e is KvmException or GuestMemoryException or SystemCallException)
+        {
+            _machine.RequestStop(MachineExit.Error($"vCPU {_vcpu.Id}: {e.Message}"));
+        }
+    }
+
+    /// <summary>Handles one exit; returns why the machine must stop, or null to re-enter the guest.</summary>
+    private MachineExit? HandleExit()
+    {
+        var run = _vcpu.RunState;
+        var reason = run.ExitReason;
+        Exits.Count(reason);
+        switch (reason)
+        {
+            case KvmExitReason.Io:
+            {
+                var data = run.IoData;
+                int size = run.IoSize;
+                ushort port = run.IoPort;
+                bool isOut = run.IoIsOut;
+                // String I/O (rep ins/outs) arrives as count back-to-back elements of one size.
+                for (int offset = 0; offset < data.Length; offset += size)
+                {
+                    var element = data.Slice(offset, size);
+                    if (isOut)
+                        _pio.Write(port, element);
+                    else
+                        _pio.Read(port, element);
+                }
+                return null;
+            }
+            case KvmExitReason.Mmio:
+            {
+                ulong address = run.MmioAddress;
+                if (run.MmioIsWrite)
+                    _mmio.Write(address, run.MmioData);
+                else
+                    _mmio.Read(address, run.MmioData);
+                return null;
+            }
+            case KvmExitReason.Intr:
+            case KvmExitReason.IrqWindowOpen:
+                return null;
+            case KvmExitReason.Hlt:
+                // Only without an in-kernel irqchip; Kiln always has one, so a halt here means the guest stopped.
+                return MachineExit.PowerOff($"vCPU {_vcpu.Id} halted");
+            case KvmExitReason.Shutdown:
+                return MachineExit.TripleFault($"vCPU {_vcpu.Id} triple-faulted (the CPU shut down)\n{VcpuDiagnostics.Describe(_vcpu, _memory)}");
+            case KvmExitReason.SystemEvent:
+                return run.SystemEventType switch
+                {
+                    KvmSystemEvent.Shutdown => MachineExit.PowerOff("guest powered off"),
+                    KvmSystemEvent.Reset => MachineExit.Reset("guest reset"),
+                    var t => MachineExit.Error($"vCPU {_vcpu.Id}: guest system event {t}"),
+                };
+            case KvmExitReason.FailEntry:
+                return MachineExit.Error(
+                    $"KVM could not enter the guest on vCPU {_vcpu.Id} (hardware entry failure reason 0x{run.FailEntryReason:x})\n"
+                    + VcpuDiagnostics.Describe(_vcpu, _memory));
+            case KvmExitReason.InternalError:
+            {
+                uint sub = run.InternalSuberror;
+                string what = sub switch
+                {
+                    1 => "KVM could not emulate an instruction",
+                    2 => "KVM hit a simultaneous exception",
+                    3 => "KVM failed to deliver an event",
+                    _ => $"KVM internal error {sub}",
+                };
+                string data = string.Join(' ', run.InternalData.ToArray().Select(d => d.ToString("x")));
+                return MachineExit.Error($"{what} on vCPU {_vcpu.Id} (suberror {sub}, data [{data}])\n{VcpuDiagnostics.Describe(_vcpu, _memory)}");
+            }
+            default:
+                return MachineExit.Error($"vCPU {_vcpu.Id}: unexpected KVM exit {reason} ({(uint)reason})\n{VcpuDiagnostics.Describe(_vcpu, _memory)}");
+        }
+    }
+}

@@ -1,0 +1,98 @@
+using Kiln.Devices.State;
+using Kiln.Kvm;
+using Kiln.Vmm.Console;
+
+namespace Kiln.Vmm;
+
+/// <summary>Runs a VM from a config to its end: builds a machine, runs it, and on a guest reset builds a fresh one
+/// (unless --no-reboot). Owns what outlives one boot: the KVM handle, the console.</summary>
+public sealed class VmmRunner : IDisposable
+{
+    private readonly VmConfig _config;
+    private readonly Kvm.Kvm _kvm;
+    private readonly KvmCpuidEntry2[] _supportedCpuid;
+    private readonly ConsoleOutput _output;
+    private readonly ConsoleInput? _input;
+    private readonly object _lock = new();
+    private Machine? _current;
+    private MachineExit? _stopRequest;
+
+    public VmmRunner(VmConfig config, int outputFd = 1, int? inputFd = 0)
+    {
+        _config = config;
+        _kvm = Kvm.Kvm.Open();
+        _supportedCpuid = _kvm.GetSupportedCpuid();
+        Interop.Threads.InstallKickHandler();
+        _output = new ConsoleOutput(outputFd);
+        if (inputFd is int fd)
+            _input = new ConsoleInput(fd, () => RequestStop(MachineExit.UserStop("stopped with C-a x")), _output.WriteText);
+    }
+
+    public int Boots { get; private set; }
+    public Machine? CurrentMachine => _current;
+
+    /// <summary>Exit counts of the last machine, for --stats.</summary>
+    public IReadOnlyList<(KvmExitReason Reason, long Count)> LastExitCounts { get; private set; } = [];
+    public (long Reads, long Writes) LastUnhandledPorts { get; private set; }
+
+    public MachineExit Run()
+    {
+        _input?.Start();
+        byte[]? cmos = null;
+        while (true)
+        {
+            Machine machine;
+            lock (_lock)
+            {
+                if (_stopRequest is not null)
+                    return _stopRequest;
+                machine = Machine.Create(_config, _kvm, _supportedCpuid, _output);
+                // Battery-backed CMOS RAM (and the guest's clock setting) survive a reset, as on a PC.
+                if (cmos is not null)
+                    machine.Cmos.RestoreState(new StateReader(cmos));
+                _current = machine;
+            }
+            Boots++;
+            if (_input is not null)
+                _input.Target = machine.Serial;
+            MachineExit exit;
+            try
+            {
+                exit = machine.Run();
+                var cmosWriter = new StateWriter();
+                machine.Cmos.SaveState(cmosWriter);
+                cmos = cmosWriter.ToArray();
+                LastExitCounts = ExitCounters.Sum(machine.ExitCounters).ToList();
+                LastUnhandledPorts = (machine.Pio.UnhandledReads, machine.Pio.UnhandledWrites);
+            }
+            finally
+            {
+                lock (_lock)
+                    _current = null;
+                if (_input is not null)
+                    _input.Target = null;
+                machine.Dispose();
+            }
+            _output.Flush();
+            if (exit.Kind != MachineExitKind.Reset || _config.NoReboot)
+                return exit;
+            KilnLog.Debug($"guest reset ({exit.Message}); rebooting");
+        }
+    }
+
+    /// <summary>Stops the VM for good (a signal, Ctrl-A X): no reboot follows.</summary>
+    public void RequestStop(MachineExit exit)
+    {
+        lock (_lock)
+        {
+            _stopRequest ??= exit;
+            _current?.RequestStop(exit);
+        }
+    }
+
+    public void Dispose()
+    {
+        _output.Dispose();
+        _kvm.Dispose();
+    }
+}

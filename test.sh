@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs Kiln's unit tests and guest tests (real guests under KVM), then prints one summary line.
+# Fails if any test failed, or if /dev/kvm exists and a guest test was skipped.
+set -uo pipefail
+cd "$(dirname "$(readlink -f "$0")")"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+dotnet build Kiln.sln -c Release --nologo -v quiet -clp:ErrorsOnly || exit 1
+make -s -C guest || exit 1
+dotnet test Kiln.sln -c Release --no-build --nologo --logger "console;verbosity=normal" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+
+# Adds up the per-assembly summary lines ("Passed!  - Failed: 0, Passed: 12, Skipped: 0, ...").
+sum() { grep -E "^(Passed|Failed)!" "$log" | grep -oE "$1: +[0-9]+" | awk '{ n += $2 } END { print n + 0 }'; }
+passed=$(sum Passed); failed=$(sum Failed); skipped=$(sum Skipped)
+passed=${passed:-0}; failed=${failed:-0}; skipped=${skipped:-0}
+echo
+echo "$passed passed, $failed failed, $skipped skipped"
+if [ "$skipped" -gt 0 ] && [ -e /dev/kvm ]; then
+  echo "test.sh: /dev/kvm exists but $skipped test(s) were skipped: that is a failure" >&2
+  exit 1
+fi
+[ "$passed" -gt 0 ] || { echo "test.sh: no test ran" >&2; exit 1; }
+exit $status

@@ -1,0 +1,122 @@
+using Kiln.GuestTests.Support;
+using Xunit.Abstractions;
+
+namespace Kiln.GuestTests;
+
+/// <summary>Kiln core, end to end: the `kiln run` CLI boots the multiboot test guest under KVM.</summary>
+public sealed class CoreGuestTests(ITestOutputHelper log)
+{
+    private ProcessRunner.Result Boot(string cmdline, params string[] extra)
+    {
+        var r = Support.Kiln.RunTestGuest(cmdline, extra);
+        log.WriteLine($"exit {r.ExitCode} in {r.Elapsed.TotalMilliseconds:F0} ms\n--- stdout\n{r.Stdout}\n--- stderr\n{r.Stderr}");
+        Assert.False(r.TimedOut, "kiln did not finish in time");
+        return r;
+    }
+
+    [KvmFact]
+    public void GuestPrintsAndExitsWithChosenCode()
+    {
+        var r = Boot("test=exit code=5 msg=hello-from-test");
+        Assert.Contains("hello-from-test", r.Stdout);
+        Assert.Contains("exit 5", r.Stdout);
+        Assert.Equal(Support.Kiln.DebugExitStatus(5), r.ExitCode);
+    }
+
+    [KvmFact]
+    public void TwoVcpusBothRun()
+    {
+        var r = Boot("test=smp cpus=2", "--cpus", "2");
+        Assert.Contains("cpus online: 2", r.Stdout);
+        Assert.Equal(Support.Kiln.DebugExitStatus(0), r.ExitCode);
+    }
+
+    [KvmFact]
+    public void FourVcpusHaveDistinctApicIds()
+    {
+        var r = Boot("test=smp cpus=4", "--cpus", "4");
+        Assert.Contains("cpus online: 4", r.Stdout);
+        Assert.Equal(Support.Kiln.DebugExitStatus(0), r.ExitCode);
+    }
+
+    [KvmFact]
+    public void UnknownPortsReadAllOnesAndDoNotStopTheVm()
+    {
+        var r = Boot("test=ports", "--stats");
+        Assert.Equal(Support.Kiln.DebugExitStatus(0), r.ExitCode);
+        Assert.Matches(@"unhandled port reads [1-9]", r.Stderr);
+    }
+
+    [KvmFact]
+    public void TripleFaultExitsNonZeroWithAMessage()
+    {
+        var r = Boot("test=triple");
+        Assert.Contains("about to triple fault", r.Stdout);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("triple fault", r.Stderr);
+    }
+
+    [KvmFact]
+    public void GuestExceptionIsReportedByTheGuestKernel()
+    {
+        var r = Boot("test=fault");
+        Assert.Contains("guest: exception", r.Stdout);
+        Assert.Equal(Support.Kiln.DebugExitStatus(0x7e), r.ExitCode);
+    }
+
+    [KvmFact]
+    public void GuestResetRebootsAndCmosRamSurvives()
+    {
+        var r = Boot("test=reboot boots=3", "--stats");
+        Assert.Contains("boot 1", r.Stdout);
+        Assert.Contains("boot 3", r.Stdout);
+        Assert.Contains("boots: 3", r.Stderr);
+        Assert.Equal(Support.Kiln.DebugExitStatus(0), r.ExitCode);
+    }
+
+    [KvmFact]
+    public void NoRebootExitsWhenTheGuestResets()
+    {
+        var r = Boot("test=reboot boots=3", "--no-reboot");
+        Assert.Contains("boot 1", r.Stdout);
+        Assert.DoesNotContain("boot 2", r.Stdout);
+        Assert.Equal(0, r.ExitCode);
+    }
+
+    [KvmFact]
+    public void MissingKernelIsOneClearLine()
+    {
+        var r = Support.Kiln.Run(["run", "--kernel", "/nonexistent/vmlinuz"]);
+        Assert.Equal(1, r.ExitCode);
+        var lines = r.Stderr.Trim().Split('\n');
+        Assert.Single(lines);
+        Assert.Contains("/nonexistent/vmlinuz", lines[0]);
+    }
+
+    [KvmFact]
+    public void GarbageKernelIsOneClearLine()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"kiln-garbage-{Guid.NewGuid():N}");
+        File.WriteAllBytes(path, Enumerable.Range(0, 100_000).Select(i => (byte)(i * 7919 >> 3)).ToArray());
+        try
+        {
+            var r = Support.Kiln.Run(["run", "--kernel", path]);
+            Assert.Equal(1, r.ExitCode);
+            var lines = r.Stderr.Trim().Split('\n');
+            Assert.Single(lines);
+            Assert.Contains(path, lines[0]);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [KvmFact]
+    public void BadOptionIsAUsageError()
+    {
+        var r = Support.Kiln.Run(["run", "--kernel", TestGuest.Path, "--memory", "lots"]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("--memory", r.Stderr);
+    }
+}
