@@ -15,9 +15,10 @@ internal sealed class VcpuRunner
     private readonly IoBus _pio;
     private readonly IoBus _mmio;
     private readonly GuestMemory _memory;
-    private readonly Thread _thread;
+    private Thread _thread;
     private readonly ManualResetEventSlim _started = new();
     private int _threadId;
+    private volatile bool _pauseRequested;
 
     public VcpuRunner(Vcpu vcpu, Machine machine, IoBus pio, IoBus mmio, GuestMemory memory)
     {
@@ -26,21 +27,31 @@ internal sealed class VcpuRunner
         _pio = pio;
         _mmio = mmio;
         _memory = memory;
-        _thread = new Thread(Loop) { Name = $"vcpu{vcpu.Id}", IsBackground = true };
+        _thread = NewThread();
     }
+
+    public Vcpu Vcpu => _vcpu;
+
+    private Thread NewThread() => new(Loop) { Name = $"vcpu{_vcpu.Id}", IsBackground = true };
 
     public ExitCounters Exits { get; } = new();
 
     public void Start()
     {
+        if (_thread.ThreadState != ThreadState.Unstarted)
+            _thread = NewThread();
+        _started.Reset();
+        _pauseRequested = false;
+        _vcpu.RequestImmediateExit(false);
         _thread.Start();
         _started.Wait();
     }
 
     /// <summary>Makes KVM_RUN return (immediate_exit covers a kick that lands before the thread enters the guest)
-    /// and waits for the thread to leave.</summary>
+    /// and waits for the thread to leave. The vCPU's state is then complete in KVM and can be saved; Start resumes.</summary>
     public void Stop()
     {
+        _pauseRequested = true;
         _vcpu.RequestImmediateExit();
         while (!_thread.Join(10))
             Threads.Kick(_threadId);
@@ -52,7 +63,7 @@ internal sealed class VcpuRunner
         _started.Set();
         try
         {
-            while (!_machine.IsStopping)
+            while (!_machine.IsStopping && !_pauseRequested)
             {
                 if (!_vcpu.Run())
                     continue; // kicked; the loop condition decides

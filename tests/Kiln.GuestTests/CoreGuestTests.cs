@@ -84,6 +84,41 @@ public sealed class CoreGuestTests(ITestOutputHelper log)
     }
 
     [KvmFact]
+    public void SigtermStopsTheVmCleanly()
+    {
+        // A guest that never ends on its own: port 0x80 writes are absorbed without output.
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true,
+        };
+        foreach (var a in new[] { Support.Kiln.CliDll, "run", "--kernel", TestGuest.Path, "--memory", "64M",
+                     "--cmdline", "test=pio count=4000000000 port=0x80" })
+            psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        Thread.Sleep(1500);
+        Assert.False(p.HasExited, "the guest stopped by itself: " + stderr.Result);
+        System.Diagnostics.Process.Start("kill", ["-TERM", p.Id.ToString()])!.WaitForExit();
+        Assert.True(p.WaitForExit(10_000), "kiln did not stop on SIGTERM");
+        log.WriteLine(stderr.Result);
+        Assert.Equal(0, p.ExitCode);
+        Assert.Contains("terminating on signal SIGTERM", stderr.Result);
+        Assert.Contains("pio start", stdout.Result);
+    }
+
+    [KvmFact]
+    public void CtrlAXOnTheConsoleQuits()
+    {
+        var r = Support.Kiln.Run(["run", "--kernel", TestGuest.Path, "--memory", "64M", "--cmdline", "test=pio count=4000000000 port=0x80"],
+            TimeSpan.FromSeconds(20), stdin: "\u0001x");
+        log.WriteLine(r.Stderr);
+        Assert.False(r.TimedOut);
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("C-a x", r.Stderr);
+    }
+
+    [KvmFact]
     public void MissingKernelIsOneClearLine()
     {
         var r = Support.Kiln.Run(["run", "--kernel", "/nonexistent/vmlinuz"]);
