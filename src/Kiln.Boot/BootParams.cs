@@ -90,7 +90,7 @@ internal sealed class BootParams
             throw new BootException($"the memory map has {entries.Count} entries; boot_params holds {MaxE820Entries}");
         _page[E820Entries] = (byte)entries.Count;
         for (int i = 0; i < entries.Count; i++)
-            E820Map.Put(_page.AsSpan(E820Table + i * E820Entry.Size20, E820Entry.Size20), entries[i]);
+            E820Map.Put(_page.AsSpan(E820Table + i * E820Entry.EncodedSize, E820Entry.EncodedSize), entries[i]);
     }
 
     public void WriteTo(GuestMemory memory) => memory.Write(new GuestAddress(BootLayout.ZeroPageAddress), _page);

@@ -10,7 +10,7 @@ internal enum E820Type : uint
 
 internal readonly record struct E820Entry(ulong Address, ulong Size, E820Type Type)
 {
-    public const int Size20 = 20; // addr u64, size u64, type u32: the layout of boot_params and multiboot mmap
+    public const int EncodedSize = 20; // addr u64, size u64, type u32: the layout of boot_params and multiboot mmap
     public ulong End => Address + Size;
 }
 

@@ -20,7 +20,7 @@ internal static class MultibootInfo
 
     public const int InfoSize = 116; // through the framebuffer fields
     public const int ModuleEntrySize = 16;
-    public const int MemoryMapEntrySize = 4 + E820Entry.Size20; // "size" field, then the entry it counts
+    public const int MemoryMapEntrySize = 4 + E820Entry.EncodedSize; // "size" field, then the entry it counts
 
     /// <summary>KiB of lower memory. 640 like QEMU and GRUB on a plain PC, although the last KiB of it is marked
     /// reserved in the memory map (it holds the MP table on Linux boots); the mmap is the precise source.</summary>
@@ -74,7 +74,7 @@ internal static class MultibootInfo
         for (int i = 0; i < memoryMap.Count; i++)
         {
             Span<byte> entry = area.AsSpan(OffsetOf(mmap) + i * MemoryMapEntrySize, MemoryMapEntrySize);
-            LittleEndian.Put32(entry, 0, E820Entry.Size20); // size of the rest of the entry
+            LittleEndian.Put32(entry, 0, E820Entry.EncodedSize); // size of the rest of the entry
             E820Map.Put(entry[4..], memoryMap[i]);
         }
         LittleEndian.Put32(info, 44, (uint)(MemoryMapEntrySize * memoryMap.Count));
