@@ -8,11 +8,11 @@ trap 'rm -f "$log"' EXIT
 
 dotnet build Kiln.sln -c Release --nologo -v quiet -clp:ErrorsOnly || exit 1
 make -s -C guest || exit 1
-dotnet test Kiln.sln -c Release --no-build --nologo --logger "console;verbosity=normal" 2>&1 | tee "$log"
+dotnet test Kiln.sln -c Release --no-build --nologo --blame-hang-timeout 10m --logger "console;verbosity=normal" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
-# Adds up the per-assembly summary lines ("Passed!  - Failed: 0, Passed: 12, Skipped: 0, ...").
-sum() { grep -E "^(Passed|Failed)!" "$log" | grep -oE "$1: +[0-9]+" | awk '{ n += $2 } END { print n + 0 }'; }
+# Adds up the per-assembly summaries ("Total tests: 15" followed by "     Passed: 15" / "     Failed: 0" ...).
+sum() { grep -E "^ +$1: +[0-9]+$" "$log" | awk '{ n += $2 } END { print n + 0 }'; }
 passed=$(sum Passed); failed=$(sum Failed); skipped=$(sum Skipped)
 passed=${passed:-0}; failed=${failed:-0}; skipped=${skipped:-0}
 echo

@@ -95,6 +95,8 @@ NORETURN void halt_cpu(void);
 int putchar(int c);
 int puts(const char *s);                   /* like libc: appends '\n' */
 void serial_write(const char *s, size_t n);
+/* Blocks (polling LSR.DR) until COM1 has received a byte. */
+int getchar(void);
 /* Supports %d %i %u %x %X %p %s %c %%, flags '-' '0', width, and l/ll/z/h. */
 int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int vprintf(const char *fmt, va_list ap);

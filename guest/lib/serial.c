@@ -8,6 +8,7 @@
 #define COM1            0x3F8
 #define COM1_LSR        (COM1 + 5)
 #define LSR_THRE        0x20
+#define LSR_DR          0x01
 
 int putchar(int c)
 {
@@ -28,4 +29,11 @@ int puts(const char *s)
     serial_write(s, strlen(s));
     putchar('\n');
     return 0;
+}
+
+int getchar(void)
+{
+    while (!(inb(COM1_LSR) & LSR_DR))
+        cpu_relax();
+    return inb(COM1);
 }

@@ -13,6 +13,7 @@ static const struct {
     { "pio", test_pio, "count=N port=P" },
     { "fault", test_fault, "" },
     { "reboot", test_reboot, "boots=N" },
+    { "echo", test_echo, "" },
 };
 
 int test_main(const char *cmdline)

@@ -11,5 +11,6 @@ int test_triple(const char *cmdline);
 int test_pio(const char *cmdline);
 int test_fault(const char *cmdline);
 int test_reboot(const char *cmdline);
+int test_echo(const char *cmdline);
 
 #endif

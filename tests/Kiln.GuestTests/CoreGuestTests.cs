@@ -119,6 +119,19 @@ public sealed class CoreGuestTests(ITestOutputHelper log)
     }
 
     [KvmFact]
+    public void PipedInputReachesTheGuestByteForByte()
+    {
+        // Typed ahead before the guest is up, more than the UART's FIFO holds, with an escaped C-a in the middle.
+        string input = new string('z', 100) + "ab\u0001\u0001c" + "q";
+        var r = Support.Kiln.Run(["run", "--kernel", TestGuest.Path, "--memory", "64M", "--cmdline", "test=echo"],
+            TimeSpan.FromSeconds(30), stdin: input);
+        log.WriteLine(r.Stdout);
+        Assert.Equal(Support.Kiln.DebugExitStatus(0), r.ExitCode);
+        Assert.Contains(string.Concat(Enumerable.Repeat("<7a>", 100)) + "<61><62><1><63>", r.Stdout);
+        Assert.Contains("echo done 104", r.Stdout);
+    }
+
+    [KvmFact]
     public void MissingKernelIsOneClearLine()
     {
         var r = Support.Kiln.Run(["run", "--kernel", "/nonexistent/vmlinuz"]);

@@ -15,6 +15,9 @@ public sealed class ConsoleInput
     private Serial8250? _target;
     private bool _escapePending;
 
+    // Signalled when a UART is attached or its receive FIFO frees up.
+    private readonly AutoResetEvent _wake = new(false);
+
     public ConsoleInput(int fd, Action quit, Action<string> print)
     {
         _fd = fd;
@@ -27,8 +30,19 @@ public sealed class ConsoleInput
     public Serial8250? Target
     {
         get => Volatile.Read(ref _target);
-        set => Volatile.Write(ref _target, value);
+        set
+        {
+            var old = Volatile.Read(ref _target);
+            if (old is not null)
+                old.InputSpaceAvailable -= OnSpace;
+            if (value is not null)
+                value.InputSpaceAvailable += OnSpace;
+            Volatile.Write(ref _target, value);
+            _wake.Set();
+        }
     }
+
+    private void OnSpace() => _wake.Set();
 
     public void Start() => _reader.Start();
 
@@ -81,17 +95,18 @@ public sealed class ConsoleInput
         Send(b);
     }
 
-    /// <summary>Delivers one byte, waiting while the UART's receive FIFO is full so typed-ahead or piped input is
-    /// not lost.</summary>
+    /// <summary>Delivers one byte, waiting while no UART is attached (before boot, during a reboot) or while its
+    /// receive FIFO is full, so typed-ahead or piped input is not lost.</summary>
     private void Send(byte b)
     {
         ReadOnlySpan<byte> one = [b];
         while (true)
         {
             var target = Target;
-            if (target is null || target.EnqueueInput(one) == 1)
+            if (target is not null && target.EnqueueInput(one) == 1)
                 return;
-            Thread.Sleep(1);
+            // The timeout covers a space event that fired between the refusal and this wait.
+            _wake.WaitOne(target is null ? 100 : 10);
         }
     }
 }

@@ -1,4 +1,4 @@
-namespace Kiln.GuestTests.Support;
+namespace Kiln.TestSupport;
 
 /// <summary>Finds files of the checkout the tests were built from.</summary>
 public static class RepoPaths
