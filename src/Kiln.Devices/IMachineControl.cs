@@ -6,5 +6,8 @@ public interface IMachineControl
 {
     void RequestReset(string reason);
 
+    /// <summary>An orderly power-off (ACPI sleep state S5, a power-off port).</summary>
+    void RequestPowerOff(string reason);
+
     void RequestExit(int exitCode, string reason);
 }

@@ -6,6 +6,7 @@ using Kiln.Devices.State;
 using Kiln.Kvm;
 using Kiln.Memory;
 using Kiln.Vmm.Cpu;
+using Kiln.Vmm.Emulation;
 
 namespace Kiln.Vmm;
 
@@ -46,6 +47,9 @@ public sealed class Machine : IMachineControl, IDisposable
     public BootEntry Boot { get; private set; } = null!;
     public IEnumerable<ExitCounters> ExitCounters => _runners.Select(r => r.Exits);
 
+    /// <summary>Completes instructions KVM's own emulator cannot (see HOST.md: INT3, x87 control, ...).</summary>
+    public InstructionFallback Fallback { get; private set; } = null!;
+
     public bool IsStopping => Volatile.Read(ref _exit) is not null;
 
     public static Machine Create(VmConfig config, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid, ISerialOutput console)
@@ -62,6 +66,7 @@ public sealed class Machine : IMachineControl, IDisposable
             memory = GuestMemory.Create(X86MemoryLayout.RamRegions(config.MemoryBytes));
             memory.RegisterWith(vm);
             machine = new Machine(config, vm, memory);
+            machine.Fallback = new InstructionFallback(memory);
             machine.AddPlatformDevices(console);
             machine.Boot = KernelLoader.Load(memory, new BootRequest(config.KernelPath, config.InitrdPath,
                 config.CommandLine, config.CpuCount));
@@ -203,6 +208,8 @@ public sealed class Machine : IMachineControl, IDisposable
     void IMachineControl.RequestReset(string reason) => RequestStop(MachineExit.Reset(reason));
 
     void IMachineControl.RequestExit(int exitCode, string reason) => RequestStop(MachineExit.DebugExit(exitCode, reason));
+
+    void IMachineControl.RequestPowerOff(string reason) => RequestStop(MachineExit.PowerOff(reason));
 
     public void Dispose()
     {

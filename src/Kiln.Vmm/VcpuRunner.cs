@@ -36,6 +36,9 @@ internal sealed class VcpuRunner
 
     public ExitCounters Exits { get; } = new();
 
+    /// <summary>KVM_INTERNAL_ERROR_EMULATION: KVM's instruction emulator gave up.</summary>
+    private const uint EmulationFailure = 1;
+
     public void Start()
     {
         if (_thread.ThreadState != ThreadState.Unstarted)
@@ -134,6 +137,9 @@ internal sealed class VcpuRunner
             case KvmExitReason.InternalError:
             {
                 uint sub = run.InternalSuberror;
+                string? fallbackFailure = null;
+                if (sub == EmulationFailure && _machine.Fallback.TryEmulate(_vcpu, out fallbackFailure))
+                    return null;
                 string what = sub switch
                 {
                     1 => "KVM could not emulate an instruction",
@@ -142,7 +148,8 @@ internal sealed class VcpuRunner
                     _ => $"KVM internal error {sub}",
                 };
                 string data = string.Join(' ', run.InternalData.ToArray().Select(d => d.ToString("x")));
-                return MachineExit.Error($"{what} on vCPU {_vcpu.Id} (suberror {sub}, data [{data}])\n{VcpuDiagnostics.Describe(_vcpu, _memory)}");
+                string fallback = fallbackFailure is null ? "" : $"; Kiln's fallback: {fallbackFailure}";
+                return MachineExit.Error($"{what} on vCPU {_vcpu.Id} (suberror {sub}, data [{data}]{fallback})\n{VcpuDiagnostics.Describe(_vcpu, _memory)}");
             }
             default:
                 return MachineExit.Error($"vCPU {_vcpu.Id}: unexpected KVM exit {reason} ({(uint)reason})\n{VcpuDiagnostics.Describe(_vcpu, _memory)}");
