@@ -431,8 +431,8 @@ public sealed class I8042 : IStateful
             writer.WriteByte(_leds);
             writer.WriteBool(_outputFull);
             writer.WriteByte(_outputByte);
-            writer.WriteBytes(_controllerQueue.ToArray());
-            writer.WriteBytes(_keyboardQueue.ToArray());
+            _controllerQueue.Save(writer);
+            _keyboardQueue.Save(writer);
         }
     }
 
@@ -451,8 +451,8 @@ public sealed class I8042 : IStateful
         byte leds = reader.ReadByte();
         bool outputFull = reader.ReadBool();
         byte outputByte = reader.ReadByte();
-        byte[] controllerQueue = reader.ReadBytes();
-        byte[] keyboardQueue = reader.ReadBytes();
+        byte[] controllerQueue = ByteQueue.Load(reader, QueueCapacity, StateId);
+        byte[] keyboardQueue = ByteQueue.Load(reader, QueueCapacity, StateId);
 
         if (pendingCommand is not (0 or (>= 0x60 and <= 0x7F) or (>= 0xD1 and <= 0xD4)))
             throw new StateFormatException($"{StateId}: bad pending command 0x{pendingCommand:x}");
@@ -460,8 +460,6 @@ public sealed class I8042 : IStateful
             throw new StateFormatException($"{StateId}: bad pending keyboard command 0x{pendingKeyboard:x}");
         if (scanSet is < 1 or > 3 || leds > 0x07)
             throw new StateFormatException($"{StateId}: keyboard state out of range");
-        if (controllerQueue.Length > QueueCapacity || keyboardQueue.Length > QueueCapacity)
-            throw new StateFormatException($"{StateId}: queue longer than {QueueCapacity}");
 
         lock (_lock)
         {
@@ -531,12 +529,25 @@ public sealed class I8042 : IStateful
             _count = 0;
         }
 
-        public byte[] ToArray()
+        /// <summary>Count plus a fixed-size image, so a reader checks an exact length instead of trusting one.</summary>
+        public void Save(StateWriter writer)
         {
-            var result = new byte[_count];
+            var image = new byte[_items.Length];
             for (int i = 0; i < _count; i++)
-                result[i] = _items[(_head + i) % _items.Length];
-            return result;
+                image[i] = _items[(_head + i) % _items.Length];
+            writer.WriteByte((byte)_count);
+            writer.WriteBytes(image);
+        }
+
+        /// <summary>Reads what <see cref="Save"/> wrote and returns the queued bytes in order.</summary>
+        public static byte[] Load(StateReader reader, int capacity, string section)
+        {
+            int count = reader.ReadByte();
+            var image = new byte[capacity];
+            reader.ReadBytes(image);
+            if (count > capacity)
+                throw new StateFormatException($"{section}: queue of {count} bytes exceeds {capacity}");
+            return image[..count];
         }
     }
 }

@@ -444,10 +444,13 @@ public sealed class Serial8250 : IBusDevice, IStateful
             writer.WriteByte(_dll);
             writer.WriteByte(_dlm);
             writer.WriteBool(_thrInterruptPending);
+            // Count plus a fixed-size image: the reader then checks an exact length instead of trusting one.
             Span<byte> rx = stackalloc byte[FifoSize];
+            rx.Clear();
             for (int i = 0; i < _rxCount; i++)
                 rx[i] = _rx[(_rxHead + i) % FifoSize];
-            writer.WriteBytes(rx[.._rxCount]);
+            writer.WriteByte((byte)_rxCount);
+            writer.WriteBytes(rx);
         }
     }
 
@@ -465,14 +468,16 @@ public sealed class Serial8250 : IBusDevice, IStateful
         byte dll = reader.ReadByte();
         byte dlm = reader.ReadByte();
         bool thrPending = reader.ReadBool();
-        byte[] rx = reader.ReadBytes();
+        int rxCount = reader.ReadByte();
+        var rx = new byte[FifoSize];
+        reader.ReadBytes(rx);
 
         if ((ier & ~IerMask) != 0 || (fcr & ~FcrKeptBits) != 0 || (mcr & ~McrMask) != 0
             || (lsrErrors & ~LsrErrorBits) != 0 || (msrDeltas & ~MsrDeltaMask) != 0)
             throw new StateFormatException($"{StateId}: register value out of range");
         int capacity = (fcr & FcrEnable) != 0 ? FifoSize : 1;
-        if (rx.Length > capacity)
-            throw new StateFormatException($"{StateId}: {rx.Length} received bytes exceed the FIFO depth {capacity}");
+        if (rxCount > capacity)
+            throw new StateFormatException($"{StateId}: {rxCount} received bytes exceed the FIFO depth {capacity}");
 
         bool spaceFreed;
         lock (_lock)
@@ -488,8 +493,8 @@ public sealed class Serial8250 : IBusDevice, IStateful
             _dlm = dlm;
             _thrInterruptPending = thrPending;
             ClearRx();
-            foreach (byte b in rx)
-                PushRx(b);
+            for (int i = 0; i < rxCount; i++)
+                PushRx(rx[i]);
             UpdateInterrupt();
             spaceFreed = TakeSpaceFreed();
         }
