@@ -54,6 +54,14 @@ internal sealed class FakeMachineControl : IMachineControl
         lock (_lock)
             Exits.Add((exitCode, reason));
     }
+
+    public List<string> PowerOffs { get; } = [];
+
+    public void RequestPowerOff(string reason)
+    {
+        lock (_lock)
+            PowerOffs.Add(reason);
+    }
 }
 
 internal sealed class FakeSerialOutput : ISerialOutput
