@@ -55,7 +55,7 @@ def qemu_argv(cmdline):
 def per_exit(argv_for, count, small):
     big = run_vmm(argv_for(f"test=pio count={count}"))
     little = run_vmm(argv_for(f"test=pio count={small}"))
-    return (big[0] - little[0]) / (count - small), big
+    return (big[0] - little[0]) / (count - small) * 1e6, big
 
 
 def main():
