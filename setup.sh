@@ -6,7 +6,7 @@ cd "$(dirname "$(readlink -f "$0")")"
 boot=1
 [ "${1:-}" = "--no-boot" ] && boot=0
 
-packages=(build-essential make gcc binutils qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio)
+packages=(build-essential make gcc binutils qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio acpica-tools)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

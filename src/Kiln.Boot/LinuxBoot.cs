@@ -32,6 +32,7 @@ public static class LinuxBoot
         bootParams.SetE820(E820Map.Build(memory));
         bootParams.WriteTo(memory);
         MpTable.Write(memory, request.CpuCount);
+        Acpi.AcpiTables.Write(memory, request.CpuCount);
         var gdt = BootGdt.WriteLongMode(memory);
         ulong cr3 = IdentityPageTables.Write(memory);
         return gdt.Entry(CpuEntryMode.Long64, kernel.EntryPoint, kernel.Description) with

@@ -1,4 +1,5 @@
 using Kiln.Boot;
+using Kiln.Boot.Acpi;
 using Kiln.Devices;
 using Kiln.Devices.Bus;
 using Kiln.Devices.Legacy;
@@ -99,6 +100,7 @@ public sealed class Machine : IMachineControl, IDisposable
         AddPortDevice(PostCode.Port, PostCode.PortCount, new PostCode(), "POST code");
         AddPortDevice(SystemControlPortA.Port, SystemControlPortA.PortCount, new SystemControlPortA(this), "system control port A");
         AddPortDevice(ResetControl.Port, ResetControl.PortCount, new ResetControl(this), "reset control");
+        AddPortDevice(AcpiLayout.PmBase, AcpiLayout.PmLength, new AcpiPmDevice(this, AcpiLayout.SleepTypeS5), "ACPI PM");
         if (Config.DebugExitPort is ushort port)
             AddPortDevice(port, DebugExit.PortCount, new DebugExit(this, port), "debug exit");
     }
