@@ -14,6 +14,7 @@ static const struct {
     { "fault", test_fault, "" },
     { "reboot", test_reboot, "boots=N" },
     { "echo", test_echo, "" },
+    { "rtc", test_rtc, "" },
 };
 
 int test_main(const char *cmdline)

@@ -132,6 +132,17 @@ public sealed class CoreGuestTests(ITestOutputHelper log)
     }
 
     [KvmFact]
+    public void GuestClockIsTheHostsDate()
+    {
+        var r = Boot("test=rtc");
+        var m = System.Text.RegularExpressions.Regex.Match(r.Stdout, @"rtc (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)");
+        Assert.True(m.Success, r.Stdout);
+        var guest = DateTime.ParseExact(m.Groups[1].Value, "yyyy-MM-dd HH:mm:ss", null,
+            System.Globalization.DateTimeStyles.AssumeUniversal | System.Globalization.DateTimeStyles.AdjustToUniversal);
+        Assert.InRange((guest - DateTime.UtcNow).Duration(), TimeSpan.Zero, TimeSpan.FromMinutes(1));
+    }
+
+    [KvmFact]
     public void MissingKernelIsOneClearLine()
     {
         var r = Support.Kiln.Run(["run", "--kernel", "/nonexistent/vmlinuz"]);
