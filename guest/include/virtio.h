@@ -132,6 +132,8 @@ struct virtio_buf {
 int virtio_find(struct virtio_dev *d, const char *cmdline, uint16_t type, unsigned nth);
 int virtio_pci_find(struct virtio_dev *d, uint16_t type, unsigned nth);
 int virtio_mmio_find(struct virtio_dev *d, const char *cmdline, uint16_t type, unsigned nth);
+/* Optional ring features requested on the command line: event_idx=1 indirect=1. */
+uint64_t virtio_opt_features(const char *cmdline);
 extern bool virtio_pci_force_assign;
 extern uint64_t virtio_pci_window;
 

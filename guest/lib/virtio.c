@@ -18,6 +18,16 @@ int virtio_find(struct virtio_dev *d, const char *cmdline, uint16_t type, unsign
     return virtio_pci_find(d, type, nth);
 }
 
+uint64_t virtio_opt_features(const char *cmdline)
+{
+    uint64_t f = 0;
+    if (arg_u64(cmdline, "event_idx", 0))
+        f |= VIRTIO_F_RING_EVENT_IDX;
+    if (arg_u64(cmdline, "indirect", 0))
+        f |= VIRTIO_F_INDIRECT_DESC;
+    return f;
+}
+
 uint8_t virtio_status(struct virtio_dev *d)
 {
     return d->ops->get_status(d);
