@@ -40,9 +40,9 @@ static bool build(struct virtio_dev *dev, struct virtq *q, const struct bufs *b,
     } else if (strcmp(c, "loop") == 0) {
         q->desc[1].next = 1;                                /* data descriptor chains to itself */
     } else if (strcmp(c, "long-chain") == 0) {
-        for (uint16_t i = 1; i < q->size; i++)              /* a ring: 0 -> 1 -> ... -> size-1 -> 0 */
+        for (uint16_t i = 1; i < q->size; i++)              /* 0 -> 1 -> ... -> size-1 -> 1 -> ... */
             set(&q->desc[i], (uintptr_t)b->data, 16, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT,
-                (uint16_t)((i + 1) % q->size));
+                (uint16_t)(i + 1 < q->size ? i + 1 : 1));
     } else if (strcmp(c, "bad-index") == 0) {
         q->desc[0].next = q->size;
     } else if (strcmp(c, "zero-len") == 0) {
@@ -112,7 +112,8 @@ int test_virtio_hostile(const char *cmdline)
     uint16_t old = q->avail_idx;
     if (!build(d, q, &bb, c))
         return 1;
-    printf("hostile %s: submitted (queue size %u, avail idx %u)\n", c, q->size, q->avail_idx);
+    printf("hostile %s: submitted (features 0x%lx, queue size %u, avail idx %u)\n", c, (unsigned long)d->features,
+           q->size, q->avail_idx);
     virtq_kick(d, q, old);
 
     uint64_t start = rdtsc(), limit = tsc_hz() / 1000000 * d->timeout_us;
