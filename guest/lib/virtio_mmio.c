@@ -197,11 +197,15 @@ int virtio_mmio_find(struct virtio_dev *d, const char *cmdline, uint16_t type, u
             printf("virtio-mmio: 0x%lx: bad magic 0x%x\n", (unsigned long)base, magic);
             continue;
         }
+        uint32_t id = mmio_read32(base + MMIO_DEVICE_ID);
+        if (id == 0)
+            continue;                       /* empty slot */
         if (version != 2) {
-            printf("virtio-mmio: 0x%lx: version %u (need 2), skipped\n", (unsigned long)base, version);
+            printf("virtio-mmio: 0x%lx: device type %u has version %u (need 2), skipped\n", (unsigned long)base, id,
+                   version);
             continue;
         }
-        if (mmio_read32(base + MMIO_DEVICE_ID) != type || nth--)
+        if (id != type || nth--)
             continue;
         d->ops = &mmio_ops;
         d->transport = VIRTIO_MMIO;
