@@ -13,5 +13,9 @@ int test_fault(const char *cmdline);
 int test_reboot(const char *cmdline);
 int test_echo(const char *cmdline);
 int test_rtc(const char *cmdline);
+int test_virtio_blk(const char *cmdline);
+int test_virtio_rng(const char *cmdline);
+int test_virtio_hostile(const char *cmdline);
+int test_virtio_console(const char *cmdline);
 
 #endif
