@@ -14,6 +14,7 @@ static const struct {
     { "fault", test_fault, "" },
     { "reboot", test_reboot, "boots=N" },
     { "echo", test_echo, "" },
+    { "emulate", test_emulate, "" },
 };
 
 int test_main(const char *cmdline)

@@ -12,5 +12,6 @@ int test_pio(const char *cmdline);
 int test_fault(const char *cmdline);
 int test_reboot(const char *cmdline);
 int test_echo(const char *cmdline);
+int test_emulate(const char *cmdline);
 
 #endif
