@@ -6,7 +6,9 @@
  * Prints "emulate ok" and returns 0, or one line per failed check and returns 1.
  *
  * The ring-0 functions are integer-only C (target general-regs-only) with the instructions in inline asm; the
- * ring-3 FPU/SSE state is saved with FXSAVE first and restored with FXRSTOR at the end.
+ * ring-3 FPU/SSE state is saved with FXSAVE first and restored with FXRSTOR at the end. On the PVM host KVM
+ * itself handles FNINIT, FNSTCW, FNSTSW AX, FXSAVE/FXRSTOR and XSETBV (its FXSAVE writes all 512 bytes), so
+ * only the others reach the fallback there.
  */
 #include "tests.h"
 
@@ -95,7 +97,6 @@ RING0 static void x87_checks(void)
     check("fxsave: fcw", get16(out), 0x037f);
     check("fxsave: mxcsr", get32(out + 24), 0x1f80);
     check("fxsave: xmm0", get64(out + 160), 0x5a5a5a5a5a5a5a5aull);
-    check("fxsave: reserved tail untouched", out[500], 0xee);
 }
 
 RING0 static void mxcsr_checks(void)
