@@ -7,7 +7,7 @@
  *
  * The ring-0 functions are integer-only C (target general-regs-only) with the instructions in inline asm; the
  * ring-3 FPU/SSE state is saved with FXSAVE first and restored with FXRSTOR at the end. On the PVM host KVM
- * itself handles FNINIT, FNSTCW, FNSTSW AX, FXSAVE/FXRSTOR and XSETBV (its FXSAVE writes all 512 bytes), so
+ * itself handles FNINIT, FNSTCW, one of the FNSTSWs, FXSAVE/FXRSTOR and XSETBV (its FXSAVE writes all 512 bytes), so
  * only the others reach the fallback there.
  */
 #include "tests.h"
