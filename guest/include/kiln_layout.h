@@ -35,7 +35,8 @@
 #define KILN_SVC_TRIPLE_FAULT   1   /* never returns: empty IDT + ud2 */
 #define KILN_SVC_HALT           2   /* never returns: cli; hlt forever on this CPU */
 #define KILN_SVC_CPUID          3   /* CPUID leaf RSI, subleaf RDX, at ring 0 -> RAX..RDX */
-#define KILN_SVC_COUNT          4
+#define KILN_SVC_RING0_CALL     4   /* calls the function at RSI (uint64_t f(void)) at ring 0 -> RAX */
+#define KILN_SVC_COUNT          5
 
 /* QEMU isa-debug-exit compatible port; the VMM exits with (code << 1) | 1. */
 #define DEBUG_EXIT_PORT 0xf4

@@ -41,12 +41,20 @@ static uint64_t svc_cpuid(struct trap_frame *f, uint64_t leaf)
     return a;
 }
 
+/* Runs test code at ring 0 (e.g. tests/emulate.c); the function is the test's business. */
+static uint64_t svc_ring0_call(struct trap_frame *f, uint64_t fn)
+{
+    (void)f;
+    return ((uint64_t (*)(void))fn)();
+}
+
 /* Add a service: number in kiln_layout.h, function here. */
 static const service_fn services[KILN_SVC_COUNT] = {
     [KILN_SVC_PING] = svc_ping,
     [KILN_SVC_TRIPLE_FAULT] = svc_triple_fault,
     [KILN_SVC_HALT] = svc_halt,
     [KILN_SVC_CPUID] = svc_cpuid,
+    [KILN_SVC_RING0_CALL] = svc_ring0_call,
 };
 
 static bool is_service_call(const struct trap_frame *f)

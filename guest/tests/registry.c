@@ -21,6 +21,7 @@ static const struct {
     { "virtio-hostile", test_virtio_hostile,
       "case=oob-addr|loop|long-chain|bad-index|zero-len|huge-len|wrong-dir|avail-jump|indirect-oob [transport=...]" },
     { "virtio-console", test_virtio_console, "[transport=pci|mmio] [wait=SECONDS]" },
+    { "emulate", test_emulate, "" },
 };
 
 int test_main(const char *cmdline)

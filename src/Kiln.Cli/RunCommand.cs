@@ -99,5 +99,7 @@ public static class RunCommand
         foreach (var (reason, count) in runner.LastExitCounts)
             KilnLog.Info($"exits {reason,-16} {count,12:N0}");
         KilnLog.Info($"unhandled port reads {runner.LastUnhandledPorts.Reads:N0}, writes {runner.LastUnhandledPorts.Writes:N0}");
+        foreach (var (instruction, count) in runner.LastFallbackCounts)
+            KilnLog.Info($"emulated {instruction,-24} {count,12:N0}");
     }
 }

@@ -35,6 +35,9 @@ public sealed class VmmRunner : IDisposable
     public IReadOnlyList<(KvmExitReason Reason, long Count)> LastExitCounts { get; private set; } = [];
     public (long Reads, long Writes) LastUnhandledPorts { get; private set; }
 
+    /// <summary>Instructions the last machine's fallback emulator completed, by mnemonic, for --stats.</summary>
+    public IReadOnlyList<(string Instruction, long Count)> LastFallbackCounts { get; private set; } = [];
+
     public MachineExit Run()
     {
         _input?.Start();
@@ -64,6 +67,8 @@ public sealed class VmmRunner : IDisposable
                 cmos = cmosWriter.ToArray();
                 LastExitCounts = ExitCounters.Sum(machine.ExitCounters).ToList();
                 LastUnhandledPorts = (machine.Pio.UnhandledReads, machine.Pio.UnhandledWrites);
+                LastFallbackCounts = machine.Fallback.Counts.OrderBy(c => c.Key, StringComparer.Ordinal)
+                    .Select(c => (c.Key, c.Value)).ToList();
             }
             finally
             {
