@@ -19,9 +19,9 @@ public static class VirtioPciLayout
     public const ulong MsixPbaOffset = 0x5000;
 
     // Capabilities in configuration space.
-    public const int CommonCap = 0x40, NotifyCap = 0x50, IsrCap = 0x64, DeviceCap = 0x74, MsixCap = 0x84;
+    public const int CommonCap = 0x40, NotifyCap = 0x50, IsrCap = 0x64, DeviceCap = 0x74, MsixCap = 0x84, PciCfgCap = 0x90;
     public const byte VendorCapId = 0x09, MsixCapId = 0x11;
-    public const byte CfgTypeCommon = 1, CfgTypeNotify = 2, CfgTypeIsr = 3, CfgTypeDevice = 4;
+    public const byte CfgTypeCommon = 1, CfgTypeNotify = 2, CfgTypeIsr = 3, CfgTypeDevice = 4, CfgTypePci = 5;
 
     public const ushort MsixEnable = 0x8000, MsixFunctionMask = 0x4000;
 

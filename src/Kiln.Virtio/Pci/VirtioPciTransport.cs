@@ -94,6 +94,42 @@ public sealed class VirtioPciTransport : PciFunction, IVirtioTransport, IStatefu
         c.SetMask16(VirtioPciLayout.MsixCap + 2, VirtioPciLayout.MsixEnable | VirtioPciLayout.MsixFunctionMask);
         c.Set32(VirtioPciLayout.MsixCap + 4, (uint)VirtioPciLayout.MsixTableOffset | VirtioPciLayout.Bar);
         c.Set32(VirtioPciLayout.MsixCap + 8, (uint)VirtioPciLayout.MsixPbaOffset | VirtioPciLayout.Bar);
+        // VIRTIO_PCI_CAP_PCI_CFG: a window into the BAR through configuration space (bar, offset, length, data).
+        AddVirtioCap(VirtioPciLayout.MsixCap, VirtioPciLayout.PciCfgCap, VirtioPciLayout.CfgTypePci, 0, 0);
+        c.Set8(VirtioPciLayout.PciCfgCap + 2, 20);
+        c.SetMask8(VirtioPciLayout.PciCfgCap + 4, 0xFF);
+        c.SetMask32(VirtioPciLayout.PciCfgCap + 8, 0xFFFF_FFFF);
+        c.SetMask32(VirtioPciLayout.PciCfgCap + 12, 0xFFFF_FFFF);
+    }
+
+    private const int PciCfgData = VirtioPciLayout.PciCfgCap + 16;
+
+    /// <summary>The BAR access a VIRTIO_PCI_CAP_PCI_CFG data access stands for, or null when the capability's
+    /// fields do not describe a 1, 2 or 4-byte access to BAR 0.</summary>
+    private (ulong Offset, int Length)? PciCfgWindow(int offset, int length)
+    {
+        if (offset + length <= PciCfgData || offset >= PciCfgData + 4)
+            return null;
+        lock (ConfigLock)
+        {
+            uint windowLength = Config.Get32(VirtioPciLayout.PciCfgCap + 12);
+            if (offset != PciCfgData || Config.Get8(VirtioPciLayout.PciCfgCap + 4) != VirtioPciLayout.Bar
+                || windowLength is not (1 or 2 or 4) || length < windowLength)
+                return (ulong.MaxValue, 0);
+            return (Config.Get32(VirtioPciLayout.PciCfgCap + 8), (int)windowLength);
+        }
+    }
+
+    public override void ReadConfig(int offset, Span<byte> data)
+    {
+        if (PciCfgWindow(offset, data.Length) is { } window)
+        {
+            data.Clear();
+            if (window.Length > 0)
+                ReadBar(window.Offset, data[..window.Length]);
+            return;
+        }
+        base.ReadConfig(offset, data);
     }
 
     private void AddVirtioCap(int previous, int at, byte type, ulong offset, ulong length)
@@ -110,6 +146,12 @@ public sealed class VirtioPciTransport : PciFunction, IVirtioTransport, IStatefu
 
     public override void WriteConfig(int offset, ReadOnlySpan<byte> data)
     {
+        if (PciCfgWindow(offset, data.Length) is { } window)
+        {
+            if (window.Length > 0)
+                WriteBar(window.Offset, data[..window.Length]);
+            return;
+        }
         (ulong Bar, ushort Command) before, after;
         lock (ConfigLock)
         {

@@ -142,6 +142,20 @@ public sealed class VirtioPciTests : IDisposable
     }
 
     [Fact]
+    public void PciCfgCapabilityIsAWindowIntoTheBar()
+    {
+        int at = VirtioCaps(1)[5].CapAt;
+        ConfigWrite(1, at + 4, 0, 1);     // bar 0
+        ConfigWrite(1, at + 8, 0x12);     // common cfg num_queues
+        ConfigWrite(1, at + 12, 2);       // 2 bytes
+        Assert.Equal(1u, ConfigRead(1, at + 16) & 0xFFFF);
+        ConfigWrite(1, at + 8, 0x16);     // queue_select, written through the window
+        ConfigWrite(1, at + 16, 5, 2);
+        ConfigWrite(1, at + 8, 0x16);
+        Assert.Equal(5u, ConfigRead(1, at + 16) & 0xFFFF);
+    }
+
+    [Fact]
     public void BarSizingAndReprogramming()
     {
         ulong assigned = Bar0;
