@@ -21,6 +21,7 @@ public abstract class VirtioDevice : IDisposable
     private VirtioWorker? _worker;
     private byte _status;
     private long _protocolErrors;
+    private bool _paused;
 
     protected VirtioDevice(GuestMemory memory, int queueCount, ushort maxQueueSize)
     {
@@ -241,13 +242,28 @@ public abstract class VirtioDevice : IDisposable
         }
     }
 
+    /// <summary>Stops queue processing (waiting for the request in flight) so guest RAM and device state can be saved
+    /// consistently; notifications that arrive meanwhile are handled by <see cref="Resume"/>.</summary>
+    public void Pause()
+    {
+        lock (_processLock)
+            _paused = true;
+    }
+
+    public void Resume()
+    {
+        lock (_processLock)
+            _paused = false;
+        Kick();
+    }
+
     // ---- queue processing (worker thread) ----
 
     private void ProcessQueues()
     {
         lock (_processLock)
         {
-            if (!IsActive)
+            if (!IsActive || _paused)
                 return;
             for (int i = 0; i < _queues.Length; i++)
             {

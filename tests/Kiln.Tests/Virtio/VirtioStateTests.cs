@@ -60,3 +60,22 @@ public sealed class VirtioStateTests
         Assert.Throws<StateFormatException>(() => q.RestoreState(new StateReader(blob)));
     }
 }
+
+public sealed class VirtioPauseTests
+{
+    [Fact]
+    public void PausedDeviceDefersWorkUntilResume()
+    {
+        using var rig = new BlockRig();
+        rig.Device.Pause();
+        rig.WriteHeader(0, 0);
+        rig.Queue.SetDescriptor(0, BlockRig.Header, 16, 1, 1);
+        rig.Queue.SetDescriptor(1, BlockRig.Data, 512, 3, 2);
+        rig.Queue.SetDescriptor(2, BlockRig.Status, 1, 2);
+        rig.Queue.Publish(0);
+        rig.Transport.Notify(0);
+        Assert.Equal(0, rig.Queue.UsedIdx);
+        rig.Device.Resume();
+        Assert.Equal(1, rig.Queue.UsedIdx);
+    }
+}
