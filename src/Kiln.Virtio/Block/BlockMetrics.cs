@@ -1,0 +1,18 @@
+namespace Kiln.Virtio.Block;
+
+/// <summary>Counters for one virtio-blk device (read by monitoring; written only by the worker).</summary>
+public sealed class BlockMetrics
+{
+    internal long ReadBytesValue, WriteBytesValue, FlushesValue, DiscardsValue, IoErrorsValue, UnsupportedValue;
+
+    public long ReadBytes => Interlocked.Read(ref ReadBytesValue);
+    public long WriteBytes => Interlocked.Read(ref WriteBytesValue);
+    public long Flushes => Interlocked.Read(ref FlushesValue);
+    public long Discards => Interlocked.Read(ref DiscardsValue);
+
+    /// <summary>Requests answered VIRTIO_BLK_S_IOERR (host errors, out-of-range sectors, writes to a read-only disk).</summary>
+    public long IoErrors => Interlocked.Read(ref IoErrorsValue);
+
+    /// <summary>Requests answered VIRTIO_BLK_S_UNSUPP.</summary>
+    public long Unsupported => Interlocked.Read(ref UnsupportedValue);
+}
