@@ -17,6 +17,10 @@ public static class RunCommand
         public ushort? DebugExit = 0xF4;
         public bool NoReboot;
         public bool Stats;
+        public List<DiskConfig> Disks = [];
+        public bool Rng;
+        public ConsoleKind Console = ConsoleKind.Serial;
+        public VirtioTransportKind Transport = VirtioTransportKind.Pci;
     }
 
     private static readonly CliOptions<Settings> Options = new CliOptions<Settings>("run", "--kernel PATH [options]")
@@ -28,6 +32,13 @@ public static class RunCommand
             (s, v) => s.Cpus = (int)SizeParser.ParseNumber(v, "--cpus", VmConfig.MaxCpus))
         .Value("--debug-exit", "PORT|off", "QEMU isa-debug-exit port: exit status = (value << 1) | 1 (default 0xf4)",
             (s, v) => s.DebugExit = v == "off" ? null : (ushort)SizeParser.ParseNumber(v, "--debug-exit", 0xFFFC))
+        .Value("--disk", "PATH[,ro][,serial=ID]", "a virtio-blk disk (raw file or block device); repeatable",
+            (s, v) => s.Disks.Add(DeviceOptionParser.Disk(v)))
+        .Flag("--rng", "a virtio-rng device fed by the host's random number generator", s => s.Rng = true)
+        .Value("--console", "serial|virtio", "the terminal's device: COM1 (ttyS0, default) or virtio-console (hvc0)",
+            (s, v) => s.Console = DeviceOptionParser.Choice<ConsoleKind>("--console", v))
+        .Value("--transport", "pci|mmio", "how virtio devices appear: virtio-pci (default) or virtio-mmio",
+            (s, v) => s.Transport = DeviceOptionParser.Choice<VirtioTransportKind>("--transport", v))
         .Flag("--no-reboot", "exit when the guest resets instead of rebooting", s => s.NoReboot = true)
         .Flag("--stats", "print exit counts when the VM stops", s => s.Stats = true);
 
@@ -45,7 +56,8 @@ public static class RunCommand
         {
             KernelPath = settings.Kernel, InitrdPath = settings.Initrd, CommandLine = settings.Cmdline,
             MemoryBytes = settings.Memory, CpuCount = settings.Cpus, DebugExitPort = settings.DebugExit,
-            NoReboot = settings.NoReboot,
+            NoReboot = settings.NoReboot, Disks = settings.Disks, Rng = settings.Rng, Console = settings.Console,
+            Transport = settings.Transport,
         };
         return Run(config, settings.Stats);
     }

@@ -8,6 +8,11 @@ using Kiln.Kvm;
 using Kiln.Memory;
 using Kiln.Vmm.Cpu;
 using Kiln.Vmm.Emulation;
+using Kiln.Storage;
+using Kiln.Virtio;
+using Kiln.Virtio.Block;
+using Kiln.Virtio.Console;
+using Kiln.Virtio.Rng;
 
 namespace Kiln.Vmm;
 
@@ -69,8 +74,9 @@ public sealed class Machine : IMachineControl, IDisposable
             machine = new Machine(config, vm, memory);
             machine.Fallback = new InstructionFallback(memory);
             machine.AddPlatformDevices(console);
+            machine.AddVirtioDevices(console);
             machine.Boot = KernelLoader.Load(memory, new BootRequest(config.KernelPath, config.InitrdPath,
-                config.CommandLine, config.CpuCount));
+                machine.KernelCommandLine(), config.CpuCount));
             machine.CreateVcpus(supportedCpuid);
             return machine;
         }
@@ -104,6 +110,44 @@ public sealed class Machine : IMachineControl, IDisposable
         if (Config.DebugExitPort is ushort port)
             AddPortDevice(port, DebugExit.PortCount, new DebugExit(this, port), "debug exit");
     }
+
+    private void AddVirtioDevices(ISerialOutput console)
+    {
+        VirtioLog.Sink = KilnLog.Warn;
+        _virtio = new VirtioWiring(_vm, Pio, Mmio, Config.Transport, _devices.Add);
+        for (int i = 0; i < Config.Disks.Count; i++)
+        {
+            var disk = Config.Disks[i];
+            _virtio.Add(new VirtioBlock(_memory, RawDiskBackend.Open(disk.Path, disk.ReadOnly), disk.Serial), $"blk{i}");
+        }
+        if (Config.Rng)
+            _virtio.Add(new VirtioRng(_memory), "rng");
+        if (Config.Console == ConsoleKind.Virtio)
+        {
+            VirtioConsole = new VirtioConsole(_memory, console);
+            _virtio.Add(VirtioConsole, "console");
+        }
+    }
+
+    /// <summary>The user's command line (or, if none, the default for a virtio console), plus what the guest needs
+    /// to find virtio-mmio devices. A null result lets the loader use its kernel kind's default.</summary>
+    private string? KernelCommandLine()
+    {
+        string? user = Config.CommandLine;
+        if (user is null && Config.Console == ConsoleKind.Virtio)
+            user = LinuxBoot.DefaultCommandLine.Replace("console=ttyS0", "console=hvc0");
+        string extra = _virtio!.CommandLine;
+        if (extra.Length == 0)
+            return user;
+        return $"{user ?? LinuxBoot.DefaultCommandLine} {extra}".Trim();
+    }
+
+    /// <summary>The device the user's keystrokes go to.</summary>
+    public ISerialInput ConsoleInputDevice => (ISerialInput?)VirtioConsole ?? Serial;
+
+    public VirtioConsole? VirtioConsole { get; private set; }
+
+    private VirtioWiring? _virtio;
 
     private void AddPortDevice(ushort port, ulong length, IBusDevice device, string name)
     {
@@ -142,10 +186,12 @@ public sealed class Machine : IMachineControl, IDisposable
         lock (_runners)
             foreach (var runner in _runners)
                 runner.Stop();
+        _virtio?.Pause();
     }
 
     public void Resume()
     {
+        _virtio?.Resume();
         lock (_runners)
             foreach (var runner in _runners)
                 runner.Start();
@@ -215,6 +261,7 @@ public sealed class Machine : IMachineControl, IDisposable
 
     public void Dispose()
     {
+        _virtio?.Dispose();
         foreach (var vcpu in _vcpus)
             vcpu.Dispose();
         _vm.Dispose();

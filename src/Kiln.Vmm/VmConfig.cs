@@ -18,6 +18,18 @@ public sealed record VmConfig
     /// <summary>On a guest reset, exit instead of rebooting (QEMU's -no-reboot).</summary>
     public bool NoReboot { get; init; }
 
+    /// <summary>virtio-blk disks, in the order the guest sees them (vda, vdb, ...).</summary>
+    public IReadOnlyList<DiskConfig> Disks { get; init; } = [];
+
+    /// <summary>A virtio-rng device fed by the host's random number generator.</summary>
+    public bool Rng { get; init; }
+
+    /// <summary>Where the user's terminal is attached: the COM1 UART, or a virtio-console (hvc0).</summary>
+    public ConsoleKind Console { get; init; } = ConsoleKind.Serial;
+
+    /// <summary>How virtio devices are presented: modern virtio-pci, or virtio-mmio announced on the command line.</summary>
+    public VirtioTransportKind Transport { get; init; } = VirtioTransportKind.Pci;
+
     public const int MaxCpus = 255;
     public const string DefaultLinuxCommandLine = Boot.LinuxBoot.DefaultCommandLine;
 }

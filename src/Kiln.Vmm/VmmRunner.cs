@@ -57,7 +57,7 @@ public sealed class VmmRunner : IDisposable
             }
             Boots++;
             if (_input is not null)
-                _input.Target = machine.Serial;
+                _input.Target = machine.ConsoleInputDevice;
             MachineExit exit;
             try
             {

@@ -9,7 +9,7 @@ namespace Kiln.Devices.Legacy;
 /// <see cref="EnqueueInput"/> from a console thread into a 64-byte receive FIFO (1 byte while FIFOs are off).</summary>
 /// <remarks>The interrupt output is not gated by MCR.OUT2 (as on a PC motherboard): like other VMMs we let the
 /// guest's IER alone decide, which is what Linux and the BIOS-less boot path expect.</remarks>
-public sealed class Serial8250 : IBusDevice, IStateful
+public sealed class Serial8250 : IBusDevice, IStateful, ISerialInput
 {
     public const ushort Com1Base = 0x3F8;
     public const ushort Com2Base = 0x2F8;

@@ -10,7 +10,7 @@ namespace Kiln.Virtio.Console;
 /// queue 1 transmits (guest to host). Output goes to the same <see cref="ISerialOutput"/> a UART uses; input comes in
 /// through <see cref="EnqueueInput"/>, like <see cref="Serial8250.EnqueueInput"/>. VIRTIO_CONSOLE_F_EMERG_WRITE lets
 /// the guest print through the configuration space before the queues work.</summary>
-public sealed class VirtioConsole : VirtioDevice
+public sealed class VirtioConsole : VirtioDevice, ISerialInput
 {
     public const ushort QueueSize = 256;
     public const ulong FeatureEmergWrite = 1UL << 2;

@@ -12,7 +12,7 @@ public sealed class ConsoleInput
     private readonly Action _quit;
     private readonly Action<string> _print;
     private readonly Thread _reader;
-    private Serial8250? _target;
+    private ISerialInput? _target;
     private bool _escapePending;
 
     // Signalled when a UART is attached or its receive FIFO frees up.
@@ -27,7 +27,7 @@ public sealed class ConsoleInput
     }
 
     /// <summary>The UART that receives input; replaced when the machine reboots.</summary>
-    public Serial8250? Target
+    public ISerialInput? Target
     {
         get => Volatile.Read(ref _target);
         set

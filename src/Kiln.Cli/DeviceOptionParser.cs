@@ -1,0 +1,49 @@
+namespace Kiln.Cli;
+
+/// <summary>Parses device option values of the form `PATH[,key[=value]...]` (QEMU/Firecracker style).</summary>
+public static class DeviceOptionParser
+{
+    /// <summary>`--disk PATH[,ro][,serial=ID][,format=raw]`.</summary>
+    public static Vmm.DiskConfig Disk(string text)
+    {
+        var parts = text.Split(',');
+        string path = parts[0].StartsWith("path=") ? parts[0][5..] : parts[0];
+        if (path.Length == 0)
+            throw new UsageException($"--disk: no path in '{text}'");
+        bool readOnly = false;
+        string? serial = null;
+        foreach (var part in parts.Skip(1))
+        {
+            var (key, value) = Split(part);
+            switch (key)
+            {
+                case "ro" or "readonly" when value is null or "on" or "true":
+                    readOnly = true;
+                    break;
+                case "serial" when value is { Length: > 0 and <= 20 }:
+                    serial = value;
+                    break;
+                case "serial":
+                    throw new UsageException($"--disk: serial must be 1 to 20 characters (virtio-blk ID limit)");
+                case "format" when value == "raw":
+                    break;
+                case "format":
+                    throw new UsageException($"--disk: format '{value}' is not supported yet (raw)");
+                default:
+                    throw new UsageException($"--disk: unknown setting '{part}' (use ro, serial=ID, format=raw)");
+            }
+        }
+        return new Vmm.DiskConfig(path, readOnly, serial);
+    }
+
+    public static T Choice<T>(string option, string text) where T : struct, Enum =>
+        Enum.TryParse<T>(text, ignoreCase: true, out var value) && Enum.IsDefined(value)
+            ? value
+            : throw new UsageException($"{option}: '{text}' is not one of {string.Join(", ", Enum.GetNames<T>().Select(n => n.ToLowerInvariant()))}");
+
+    private static (string Key, string? Value) Split(string part)
+    {
+        int eq = part.IndexOf('=');
+        return eq < 0 ? (part, null) : (part[..eq], part[(eq + 1)..]);
+    }
+}
