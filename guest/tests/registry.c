@@ -15,6 +15,7 @@ static const struct {
     { "reboot", test_reboot, "boots=N" },
     { "echo", test_echo, "" },
     { "rtc", test_rtc, "" },
+    { "poweroff", test_poweroff, "[pm1a_cnt=PORT]" },
     { "virtio-blk", test_virtio_blk,
       "[transport=pci|mmio] [nread=N] [id=1] [write=1|ro=1 sector=S count=C] [flush=1] [bench=1 mib=M req=K ops=N]" },
     { "virtio-rng", test_virtio_rng, "[transport=pci|mmio] bytes=N" },

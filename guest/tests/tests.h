@@ -13,6 +13,7 @@ int test_fault(const char *cmdline);
 int test_reboot(const char *cmdline);
 int test_echo(const char *cmdline);
 int test_rtc(const char *cmdline);
+int test_poweroff(const char *cmdline);
 int test_virtio_blk(const char *cmdline);
 int test_virtio_rng(const char *cmdline);
 int test_virtio_hostile(const char *cmdline);

@@ -143,6 +143,15 @@ public sealed class CoreGuestTests(ITestOutputHelper log)
     }
 
     [KvmFact]
+    public void AcpiPowerOffExitsZero()
+    {
+        var r = Boot("test=poweroff");
+        Assert.Contains("powering off", r.Stdout);
+        Assert.DoesNotContain("still running", r.Stdout);
+        Assert.Equal(0, r.ExitCode);
+    }
+
+    [KvmFact]
     public void MissingKernelIsOneClearLine()
     {
         var r = Support.Kiln.Run(["run", "--kernel", "/nonexistent/vmlinuz"]);
