@@ -14,6 +14,12 @@ static const struct {
     { "fault", test_fault, "" },
     { "reboot", test_reboot, "boots=N" },
     { "echo", test_echo, "" },
+    { "virtio-blk", test_virtio_blk,
+      "[transport=pci|mmio] [nread=N] [id=1] [write=1|ro=1 sector=S count=C] [flush=1] [bench=1 mib=M req=K ops=N]" },
+    { "virtio-rng", test_virtio_rng, "[transport=pci|mmio] bytes=N" },
+    { "virtio-hostile", test_virtio_hostile,
+      "case=oob-addr|loop|long-chain|bad-index|zero-len|huge-len|wrong-dir|avail-jump|indirect-oob [transport=...]" },
+    { "virtio-console", test_virtio_console, "[transport=pci|mmio] [wait=SECONDS]" },
 };
 
 int test_main(const char *cmdline)

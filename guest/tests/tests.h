@@ -12,5 +12,9 @@ int test_pio(const char *cmdline);
 int test_fault(const char *cmdline);
 int test_reboot(const char *cmdline);
 int test_echo(const char *cmdline);
+int test_virtio_blk(const char *cmdline);
+int test_virtio_rng(const char *cmdline);
+int test_virtio_hostile(const char *cmdline);
+int test_virtio_console(const char *cmdline);
 
 #endif

@@ -1,0 +1,163 @@
+/*
+ * test=virtio-blk: first virtio-blk on transport=pci|mmio. Prints capacity and
+ * an FNV-1a checksum of sectors 0..nread-1; optionally id=1 (GET_ID), write=1
+ * (pattern to sector=S count=C, read back, compare), flush=1, ro=1 (a write must
+ * fail with IOERR), bench=1 (mib=M sequential in req=K KiB, ops=N 4 KiB random).
+ */
+#include "tests.h"
+#include "virtio_blk.h"
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static void pattern(uint8_t *p, uint64_t sector, uint32_t count)
+{
+    for (uint32_t s = 0; s < count; s++)
+        for (uint32_t i = 0; i < VBLK_SECTOR; i++)
+            p[s * VBLK_SECTOR + i] = (uint8_t)((sector + s) * 31 + i * 7 + 0x5a);
+}
+
+static int show_id(struct vblk *b)
+{
+    char *id = virtio_alloc(32, 64);
+    int st = vblk_request(b, VBLK_T_GET_ID, 0, id, 20);
+    if (st != VBLK_S_OK) {
+        printf("virtio-blk: GET_ID failed: %s\n", st < 0 ? virtio_strerror(st) : st == 2 ? "unsupported" : "ioerr");
+        return 1;
+    }
+    id[20] = '\0';
+    printf("virtio-blk: id '%s'\n", id);
+    return 0;
+}
+
+static int write_check(struct vblk *b, uint64_t sector, uint32_t count, uint8_t *buf)
+{
+    pattern(buf, sector, count);
+    int st = vblk_request(b, VBLK_T_OUT, sector, buf, count * VBLK_SECTOR);
+    printf("virtio-blk: write sectors %lu..%lu: status %d%s\n", (unsigned long)sector,
+           (unsigned long)(sector + count - 1), st, st < 0 ? virtio_strerror(st) : "");
+    if (st != VBLK_S_OK)
+        return 1;
+    memset(buf, 0, count * VBLK_SECTOR);
+    st = vblk_request(b, VBLK_T_IN, sector, buf, count * VBLK_SECTOR);
+    uint8_t *want = virtio_alloc(count * VBLK_SECTOR, 64);
+    pattern(want, sector, count);
+    if (st != VBLK_S_OK || memcmp(buf, want, count * VBLK_SECTOR) != 0) {
+        printf("virtio-blk: read-back MISMATCH (status %d)\n", st);
+        return 1;
+    }
+    printf("virtio-blk: read-back ok, fnv1a 0x%lx\n", (unsigned long)fnv1a(buf, count * VBLK_SECTOR));
+    return 0;
+}
+
+static int ro_check(struct vblk *b, uint64_t sector, uint8_t *buf)
+{
+    pattern(buf, sector, 1);
+    int st = vblk_request(b, VBLK_T_OUT, sector, buf, VBLK_SECTOR);
+    printf("virtio-blk: ro write status %d (%s)%s\n", st,
+           st == VBLK_S_IOERR ? "IOERR, as expected" : st < 0 ? virtio_strerror(st) : "unexpected",
+           (b->dev.features & VBLK_F_RO) ? ", device offers RO" : ", device does not offer RO");
+    return st == VBLK_S_IOERR ? 0 : 1;
+}
+
+static void rate(const char *what, uint64_t bytes, uint64_t ops, uint64_t cycles)
+{
+    uint64_t us = cycles / (tsc_hz() / 1000000);
+    if (!us)
+        us = 1;
+    uint64_t mbs100 = bytes * 100 / us;
+    printf("virtio-blk: bench %s: %lu bytes %lu requests %lu cycles %lu us: %lu.%02lu MB/s %lu IOPS\n", what,
+           (unsigned long)bytes, (unsigned long)ops, (unsigned long)cycles, (unsigned long)us,
+           (unsigned long)(mbs100 / 100), (unsigned long)(mbs100 % 100), (unsigned long)(ops * 1000000 / us));
+}
+
+static int bench(struct vblk *b, const char *cmdline)
+{
+    uint64_t mib = arg_u64(cmdline, "mib", 16), req_kib = arg_u64(cmdline, "req", 64);
+    uint64_t ops = arg_u64(cmdline, "ops", 1000);
+    if (req_kib == 0 || req_kib > 1024 || b->capacity < 16) {
+        puts("virtio-blk: bench: req must be 1..1024 KiB and the disk at least 8 KiB");
+        return 1;
+    }
+    uint8_t *buf = virtio_alloc(req_kib * 1024, 4096);
+    if (!buf)
+        return 1;
+    printf("virtio-blk: bench tsc %lu Hz\n", (unsigned long)tsc_hz());
+    uint64_t reqs = mib * 1024 / req_kib, sectors = req_kib * 2, sector = 0;
+    uint64_t t0 = rdtsc();
+    for (uint64_t i = 0; i < reqs; i++) {
+        if (sector + sectors > b->capacity)
+            sector = 0;
+        int st = vblk_request(b, VBLK_T_IN, sector, buf, (uint32_t)(req_kib * 1024));
+        if (st != VBLK_S_OK) {
+            printf("virtio-blk: bench read failed at sector %lu: %d\n", (unsigned long)sector, st);
+            return 1;
+        }
+        sector += sectors;
+    }
+    rate("seq-read", reqs * req_kib * 1024, reqs, rdtsc() - t0);
+
+    uint64_t x = 0x9e3779b97f4a7c15ull, slots = b->capacity / 8;
+    t0 = rdtsc();
+    for (uint64_t i = 0; i < ops; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int st = vblk_request(b, VBLK_T_IN, (x % slots) * 8, buf, 4096);
+        if (st != VBLK_S_OK) {
+            printf("virtio-blk: bench random read failed: %d\n", st);
+            return 1;
+        }
+    }
+    rate("rand-read-4k", ops * 4096, ops, rdtsc() - t0);
+    return 0;
+}
+
+int test_virtio_blk(const char *cmdline)
+{
+    struct vblk *b = virtio_alloc(sizeof(struct vblk), 64);
+    if (!b || vblk_open(b, cmdline) < 0)
+        return 1;
+    int fails = 0;
+    uint64_t nread = arg_u64(cmdline, "nread", 8), sector = arg_u64(cmdline, "sector", 8);
+    uint64_t count = arg_u64(cmdline, "count", 1);
+    if (nread > b->capacity)
+        nread = b->capacity;
+    if (nread > 2048 || count == 0 || count > 2048 || sector + count > b->capacity) {
+        puts("virtio-blk: nread/count must be 1..2048 and sector+count within the disk");
+        return 1;
+    }
+    uint8_t *buf = virtio_alloc((nread > count ? nread : count) * VBLK_SECTOR, 4096);
+    if (!buf)
+        return 1;
+
+    if (arg_u64(cmdline, "id", 0))
+        fails += show_id(b);
+    if (nread) {
+        int st = vblk_request(b, VBLK_T_IN, 0, buf, (uint32_t)(nread * VBLK_SECTOR));
+        if (st == VBLK_S_OK)
+            printf("virtio-blk: read sectors 0..%lu fnv1a 0x%lx\n", (unsigned long)(nread - 1),
+                   (unsigned long)fnv1a(buf, nread * VBLK_SECTOR));
+        else
+            printf("virtio-blk: read failed: %d %s\n", st, st < 0 ? virtio_strerror(st) : "");
+        fails += st != VBLK_S_OK;
+    }
+    if (arg_u64(cmdline, "ro", 0))
+        fails += ro_check(b, sector, buf);
+    else if (arg_u64(cmdline, "write", 0))
+        fails += write_check(b, sector, (uint32_t)count, buf);
+    if (arg_u64(cmdline, "flush", 0)) {
+        int st = vblk_request(b, VBLK_T_FLUSH, 0, NULL, 0);
+        printf("virtio-blk: flush status %d%s\n", st, (b->dev.features & VBLK_F_FLUSH) ? "" : " (FLUSH not offered)");
+        fails += st != VBLK_S_OK;
+    }
+    if (arg_u64(cmdline, "bench", 0))
+        fails += bench(b, cmdline);
+    uint8_t s = virtio_status(&b->dev);
+    printf("virtio-blk: device status 0x%x%s; %s\n", s, (s & VIRTIO_S_NEEDS_RESET) ? " NEEDS_RESET" : "",
+           fails ? "FAILED" : "ok");
+    return fails ? 1 : 0;
+}
