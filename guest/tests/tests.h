@@ -16,5 +16,6 @@ int test_virtio_blk(const char *cmdline);
 int test_virtio_rng(const char *cmdline);
 int test_virtio_hostile(const char *cmdline);
 int test_virtio_console(const char *cmdline);
+int test_virtio_net(const char *cmdline);
 
 #endif
