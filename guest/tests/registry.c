@@ -23,6 +23,7 @@ static const struct {
       "case=oob-addr|loop|long-chain|bad-index|zero-len|huge-len|wrong-dir|avail-jump|indirect-oob [transport=...]" },
     { "virtio-console", test_virtio_console, "[transport=pci|mmio] [wait=SECONDS]" },
     { "emulate", test_emulate, "" },
+    { "virtio-net", test_virtio_net, "[transport=pci|mmio] ip=A.B.C.D peer=A.B.C.D [count=N] [mrg=1]" },
 };
 
 int test_main(const char *cmdline)

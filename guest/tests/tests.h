@@ -19,5 +19,6 @@ int test_virtio_rng(const char *cmdline);
 int test_virtio_hostile(const char *cmdline);
 int test_virtio_console(const char *cmdline);
 int test_emulate(const char *cmdline);
+int test_virtio_net(const char *cmdline);
 
 #endif

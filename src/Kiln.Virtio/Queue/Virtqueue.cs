@@ -111,14 +111,23 @@ public sealed class Virtqueue
     private void WriteAvailEvent(GuestMemory memory) =>
         memory.Write(new GuestAddress(UsedRing + 4 + 8UL * Size), LastAvailIdx);
 
-    /// <summary>Returns a chain to the driver with the number of bytes the device wrote into it.</summary>
-    public void AddUsed(GuestMemory memory, ushort head, uint writtenLength)
+    /// <summary>Returns a chain to the driver with the number of bytes the device wrote into it. With
+    /// <paramref name="publish"/> false the element is written but the used idx is left for <see cref="PublishUsed"/>,
+    /// so that several elements (one virtio-net frame over merged buffers) become visible at once.</summary>
+    public void AddUsed(GuestMemory memory, ushort head, uint writtenLength, bool publish = true)
     {
         var element = new GuestAddress(UsedRing + 4 + 8UL * (ushort)(NextUsedIdx % Size));
         memory.Write(element, (uint)head);
         memory.Write(element + 4, writtenLength);
-        Interlocked.MemoryBarrier(); // the element must be visible before the index that publishes it
         NextUsedIdx++;
+        if (publish)
+            PublishUsed(memory);
+    }
+
+    /// <summary>Publishes the used idx for every element added so far.</summary>
+    public void PublishUsed(GuestMemory memory)
+    {
+        Interlocked.MemoryBarrier(); // the elements must be visible before the index that publishes them
         memory.Write(new GuestAddress(UsedRing + 2), NextUsedIdx);
     }
 

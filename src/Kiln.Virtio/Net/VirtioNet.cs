@@ -1,0 +1,322 @@
+using System.Buffers.Binary;
+using Kiln.Devices.State;
+using Kiln.Interop;
+using Kiln.Memory;
+using Kiln.Virtio.Queue;
+
+namespace Kiln.Virtio.Net;
+
+/// <summary>virtio-net (device type 1) over an <see cref="INetBackend"/>: one queue pair, queue 0 receives (host to
+/// guest), queue 1 transmits. Frames keep their 12-byte virtio_net_hdr_v1 end to end, so checksum and segmentation
+/// offloads pass straight through to a tap. A receive frame is held (never spun on) until the driver posts enough
+/// buffers; a transmit chain that breaks the protocol puts the device into DEVICE_NEEDS_RESET. When the backend has a
+/// pollable descriptor, a <see cref="NetRxPoller"/> thread wakes the worker for incoming frames.</summary>
+public sealed class VirtioNet : VirtioDevice
+{
+    public const ushort QueueSize = 256;
+    public const int ConfigLength = 10; // mac[6], status, max_virtqueue_pairs
+    public const ushort StatusLinkUp = 1;
+
+    private const int ReceiveQueue = 0, TransmitQueue = 1;
+
+    private readonly INetBackend _backend;
+    private readonly ulong _features;
+    private readonly byte[] _rxFrame = new byte[NetHeader.MaxFrame];
+    private readonly byte[] _txFrame = new byte[NetHeader.MaxFrame];
+    private readonly RxStash _stash = new();
+    private readonly NetRxPoller? _poller;
+    private int _rxPending; // length of the frame in _rxFrame waiting for guest buffers; 0: none
+    private NetOffloads _offloads;
+    private volatile bool _linkUp = true;
+    private bool _backendBroken;
+
+    /// <param name="mac">The guest's address; by default a locally administered one derived from the backend's name.</param>
+    public VirtioNet(GuestMemory memory, INetBackend backend, MacAddress? mac = null) : base(memory, 2, QueueSize)
+    {
+        _backend = backend;
+        Mac = mac ?? MacAddress.FromName(backend.Name);
+        _features = NetFeatures.Always | NetFeatures.HostOffloads | NetFeatures.GuestOffloads(backend.SupportedOffloads);
+        if (backend.ReadableFd is { } fd)
+            _poller = new NetRxPoller($"{Name}-{backend.Name}", fd, Kick);
+    }
+
+    /// <summary>A device on the tap described by <paramref name="options"/> (created if missing, brought up, added to
+    /// the bridge if one is named). Throws <see cref="NetBackendException"/> with one line naming the interface.</summary>
+    public static VirtioNet OpenTap(GuestMemory memory, NetDeviceOptions options)
+    {
+        var tap = TapBackend.Open(options.Tap, options.Bridge);
+        try
+        {
+            return new VirtioNet(memory, tap, options.Mac);
+        }
+        catch
+        {
+            tap.Dispose();
+            throw;
+        }
+    }
+
+    public override VirtioDeviceType DeviceType => VirtioDeviceType.Net;
+    public override string Name => "virtio-net";
+    public MacAddress Mac { get; }
+    public NetMetrics Metrics { get; } = new();
+    public INetBackend Backend => _backend;
+    public bool LinkUp => _linkUp;
+
+    /// <summary>The offloads currently enabled on the backend (what the driver negotiated).</summary>
+    public NetOffloads ActiveOffloads => _offloads;
+
+    protected override ulong DeviceSpecificFeatures => _features;
+
+    public override int ConfigSize => ConfigLength;
+
+    public override void ReadConfig(int offset, Span<byte> data)
+    {
+        Span<byte> config = stackalloc byte[ConfigLength];
+        Mac.CopyTo(config);
+        BinaryPrimitives.WriteUInt16LittleEndian(config[6..], _linkUp ? StatusLinkUp : (ushort)0);
+        BinaryPrimitives.WriteUInt16LittleEndian(config[8..], 1);
+        config.Slice(offset, data.Length).CopyTo(data);
+    }
+
+    /// <summary>Changes the link status the guest sees (config change interrupt). While down, frames are dropped.</summary>
+    public void SetLinkUp(bool up)
+    {
+        _linkUp = up;
+        ConfigChanged();
+        if (up)
+            Kick();
+    }
+
+    /// <summary>For backends without <see cref="INetBackend.ReadableFd"/>: frames are waiting in the backend.</summary>
+    public void BackendReadable() => Kick();
+
+    protected override void ProcessQueue(int index, Virtqueue queue)
+    {
+        if (index == TransmitQueue)
+            Transmit(queue);
+        else if (index == ReceiveQueue)
+            Receive(queue);
+    }
+
+    // ---- transmit ----
+
+    private void Transmit(Virtqueue queue)
+    {
+        bool completed = false;
+        while (queue.Pop(Memory) is { } chain)
+        {
+            if (chain.WritableLength != 0)
+                throw new VirtioProtocolException("transmit buffer is device-writable");
+            if (chain.ReadableLength < NetHeader.Size)
+                throw new VirtioProtocolException($"transmit chain of {chain.ReadableLength} bytes has no {NetHeader.Size}-byte header");
+            if (chain.ReadableLength > NetHeader.MaxFrame)
+                throw new VirtioProtocolException($"transmit chain of {chain.ReadableLength} bytes exceeds {NetHeader.MaxFrame}");
+            int length = chain.Read(Memory, 0, _txFrame);
+            Send(_txFrame.AsSpan(0, length));
+            queue.AddUsed(Memory, chain.Head, 0);
+            completed = true;
+        }
+        if (completed)
+            NotifyQueue(TransmitQueue, queue);
+    }
+
+    private void Send(ReadOnlySpan<byte> frame)
+    {
+        bool sent = false;
+        if (_linkUp && !_backendBroken && frame.Length >= NetHeader.Size + 14 && OffloadsAllowed(frame))
+        {
+            try
+            {
+                sent = _backend.Send(frame);
+            }
+            catch (SystemCallException e)
+            {
+                BackendFailed(e);
+            }
+        }
+        if (sent)
+        {
+            Interlocked.Increment(ref Metrics.TxPacketsValue);
+            Interlocked.Add(ref Metrics.TxBytesValue, frame.Length - NetHeader.Size);
+        }
+        else
+            Interlocked.Increment(ref Metrics.TxDroppedValue);
+    }
+
+    /// <summary>A frame may ask for checksum or segmentation offload only if the driver negotiated it.</summary>
+    private bool OffloadsAllowed(ReadOnlySpan<byte> frame)
+    {
+        if ((frame[NetHeader.FlagsOffset] & NetHeader.FlagNeedsCsum) != 0 && !Negotiated(NetFeatures.Csum))
+            return false;
+        byte gso = frame[NetHeader.GsoTypeOffset];
+        if ((gso & NetHeader.GsoEcn) != 0 && !Negotiated(NetFeatures.HostEcn))
+            return false;
+        return (gso & ~NetHeader.GsoEcn) switch
+        {
+            NetHeader.GsoNone => true,
+            NetHeader.GsoTcpV4 => Negotiated(NetFeatures.HostTso4 | NetFeatures.Csum),
+            NetHeader.GsoTcpV6 => Negotiated(NetFeatures.HostTso6 | NetFeatures.Csum),
+            _ => false,
+        };
+    }
+
+    // ---- receive ----
+
+    private void Receive(Virtqueue queue)
+    {
+        bool delivered = false;
+        while (!_backendBroken)
+        {
+            if (_rxPending == 0 && !ReadFrame())
+            {
+                _poller?.Rearm(); // drained: wake us when the next frame arrives
+                break;
+            }
+            if (_rxPending == 0)
+                continue; // dropped
+            if (!Deliver(queue, ref delivered))
+                break; // no buffers: the driver's next RX kick brings us back
+        }
+        if (delivered)
+            NotifyQueue(ReceiveQueue, queue);
+    }
+
+    /// <summary>Reads the next backend frame into <see cref="_rxFrame"/>; false when none is waiting.</summary>
+    private bool ReadFrame()
+    {
+        int n;
+        try
+        {
+            n = _backend.Receive(_rxFrame);
+        }
+        catch (SystemCallException e)
+        {
+            BackendFailed(e);
+            return false;
+        }
+        if (n == 0)
+            return false;
+        if (n < NetHeader.Size + 14 || !_linkUp)
+            Interlocked.Increment(ref Metrics.RxDroppedValue);
+        else
+            _rxPending = n;
+        return true;
+    }
+
+    /// <summary>Places the pending frame in guest buffers. Returns false (frame kept) when the driver has not posted
+    /// enough; true when the frame was delivered or dropped.</summary>
+    private bool Deliver(Virtqueue queue, ref bool delivered)
+    {
+        bool merge = Negotiated(NetFeatures.MrgRxbuf);
+        int need = _rxPending;
+        while (merge ? _stash.Capacity < (ulong)need : _stash.Count == 0)
+        {
+            var chain = queue.Pop(Memory);
+            if (chain is null)
+                return false;
+            if (chain.ReadableLength != 0)
+                throw new VirtioProtocolException("receive buffer is device-readable");
+            if (merge && chain.WritableLength < NetHeader.Size)
+                throw new VirtioProtocolException($"receive buffer of {chain.WritableLength} bytes is shorter than the header");
+            _stash.Add(chain);
+        }
+        _rxPending = 0;
+        if (!merge && _stash.Capacity < (ulong)need)
+        {
+            // Too small for this frame; the chain stays stashed for a smaller one.
+            Interlocked.Increment(ref Metrics.RxDroppedValue);
+            return true;
+        }
+        var frame = _rxFrame.AsSpan(0, need);
+        BinaryPrimitives.WriteUInt16LittleEndian(frame[NetHeader.NumBuffersOffset..], (ushort)_stash.Count);
+        for (int i = 0; i < _stash.Count; i++)
+        {
+            int n = (int)Math.Min(_stash.CapacityAt(i), (ulong)frame.Length);
+            _stash.Write(Memory, i, frame[..n]);
+            frame = frame[n..];
+            queue.AddUsed(Memory, _stash.HeadAt(i), (uint)n, publish: false);
+        }
+        queue.PublishUsed(Memory);
+        _stash.Clear();
+        delivered = true;
+        Interlocked.Increment(ref Metrics.RxPacketsValue);
+        Interlocked.Add(ref Metrics.RxBytesValue, need - NetHeader.Size);
+        return true;
+    }
+
+    /// <summary>The host side failed (tap deleted...): not the guest's fault, so no NEEDS_RESET; the device just stops
+    /// moving frames and says so once.</summary>
+    private void BackendFailed(SystemCallException e)
+    {
+        if (_backendBroken)
+            return;
+        _backendBroken = true;
+        VirtioLog.Warn($"{Name}: backend {_backend.Name} failed: {e.Message}; no more frames");
+    }
+
+    // ---- lifecycle ----
+
+    protected override void OnActivate()
+    {
+        _offloads = NetFeatures.OffloadsFor(DriverFeatures) & _backend.SupportedOffloads;
+        _backend.SetOffloads(_offloads);
+    }
+
+    protected override void OnReset()
+    {
+        if (_rxPending != 0)
+            Interlocked.Increment(ref Metrics.RxDroppedValue);
+        _rxPending = 0;
+        _stash.Clear();
+        if (_offloads != NetOffloads.None)
+        {
+            _offloads = NetOffloads.None;
+            _backend.SetOffloads(NetOffloads.None);
+        }
+    }
+
+    private const byte StateVersion = 1;
+
+    protected override void SaveDeviceState(StateWriter writer)
+    {
+        writer.WriteByte(StateVersion);
+        Span<byte> mac = stackalloc byte[6];
+        Mac.CopyTo(mac);
+        writer.WriteBytes(mac);
+        writer.WriteBool(_linkUp);
+        writer.WriteUInt32((uint)_offloads);
+        writer.WriteBytes(_rxFrame.AsSpan(0, _rxPending));
+        _stash.Save(writer);
+    }
+
+    protected override void RestoreDeviceState(StateReader reader)
+    {
+        reader.ExpectVersion(Name, StateVersion);
+        byte[] mac = reader.ReadBytes();
+        Span<byte> ours = stackalloc byte[6];
+        Mac.CopyTo(ours);
+        if (!ours.SequenceEqual(mac))
+            throw new StateFormatException($"{Name}: state is for MAC {Convert.ToHexString(mac)}, this device has {Mac}");
+        bool linkUp = reader.ReadBool();
+        var offloads = (NetOffloads)reader.ReadUInt32();
+        if ((offloads & ~_backend.SupportedOffloads) != 0)
+            throw new StateFormatException($"{Name}: state has offloads {offloads} the backend {_backend.Name} does not support");
+        byte[] pending = reader.ReadBytes();
+        if (pending.Length != 0 && (pending.Length < NetHeader.Size + 14 || pending.Length > NetHeader.MaxFrame))
+            throw new StateFormatException($"{Name}: pending receive frame of {pending.Length} bytes");
+        _stash.Restore(reader, Memory, QueueSize, Name);
+        pending.CopyTo(_rxFrame, 0);
+        _rxPending = pending.Length;
+        _linkUp = linkUp;
+        _offloads = offloads;
+        _backend.SetOffloads(offloads);
+    }
+
+    public override void Dispose()
+    {
+        _poller?.Dispose();
+        base.Dispose();
+        _backend.Dispose();
+    }
+}
