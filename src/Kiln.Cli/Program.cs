@@ -53,7 +53,8 @@ public static class Program
             return 2;
         }
         catch (Exception e) when (e is KvmException or BootException or GuestMemoryException or SystemCallException
-                                       or StateFormatException or IOException or UnauthorizedAccessException)
+                                       or StateFormatException or IOException or UnauthorizedAccessException
+                                       or Virtio.Net.NetBackendException)
         {
             KilnLog.Error(e.Message);
             if (debug)

@@ -19,6 +19,7 @@ public static class RunCommand
         public bool Stats;
         public List<DiskConfig> Disks = [];
         public bool Rng;
+        public List<Virtio.Net.NetDeviceOptions> Nics = [];
         public ConsoleKind Console = ConsoleKind.Serial;
         public VirtioTransportKind Transport = VirtioTransportKind.Pci;
     }
@@ -34,6 +35,8 @@ public static class RunCommand
             (s, v) => s.DebugExit = v == "off" ? null : (ushort)SizeParser.ParseNumber(v, "--debug-exit", 0xFFFC))
         .Value("--disk", "PATH[,ro][,serial=ID]", "a virtio-blk disk (raw file or block device); repeatable",
             (s, v) => s.Disks.Add(DeviceOptionParser.Disk(v)))
+        .Value("--net", "tap=NAME[,mac=MAC][,bridge=BR]", "a virtio-net NIC on a TAP interface (created if needed); repeatable",
+            (s, v) => s.Nics.Add(ParseNic(v)))
         .Flag("--rng", "a virtio-rng device fed by the host's random number generator", s => s.Rng = true)
         .Value("--console", "serial|virtio", "the terminal's device: COM1 (ttyS0, default) or virtio-console (hvc0)",
             (s, v) => s.Console = DeviceOptionParser.Choice<ConsoleKind>("--console", v))
@@ -56,7 +59,7 @@ public static class RunCommand
         {
             KernelPath = settings.Kernel, InitrdPath = settings.Initrd, CommandLine = settings.Cmdline,
             MemoryBytes = settings.Memory, CpuCount = settings.Cpus, DebugExitPort = settings.DebugExit,
-            NoReboot = settings.NoReboot, Disks = settings.Disks, Rng = settings.Rng, Console = settings.Console,
+            NoReboot = settings.NoReboot, Disks = settings.Disks, Nics = settings.Nics, Rng = settings.Rng, Console = settings.Console,
             Transport = settings.Transport,
         };
         return Run(config, settings.Stats);
@@ -97,6 +100,18 @@ public static class RunCommand
                 break;
         }
         return exit.ExitCode;
+    }
+
+    private static Virtio.Net.NetDeviceOptions ParseNic(string text)
+    {
+        try
+        {
+            return Virtio.Net.NetDeviceOptions.Parse(text);
+        }
+        catch (FormatException e)
+        {
+            throw new UsageException($"--net: {e.Message}");
+        }
     }
 
     private static void Stop(PosixSignalContext context, VmmRunner runner)

@@ -12,6 +12,7 @@ using Kiln.Storage;
 using Kiln.Virtio;
 using Kiln.Virtio.Block;
 using Kiln.Virtio.Console;
+using Kiln.Virtio.Net;
 using Kiln.Virtio.Rng;
 
 namespace Kiln.Vmm;
@@ -120,6 +121,8 @@ public sealed class Machine : IMachineControl, IDisposable
             var disk = Config.Disks[i];
             _virtio.Add(new VirtioBlock(_memory, RawDiskBackend.Open(disk.Path, disk.ReadOnly), disk.Serial), $"blk{i}");
         }
+        for (int i = 0; i < Config.Nics.Count; i++)
+            _virtio.Add(VirtioNet.OpenTap(_memory, Config.Nics[i]), $"net{i}");
         if (Config.Rng)
             _virtio.Add(new VirtioRng(_memory), "rng");
         if (Config.Console == ConsoleKind.Virtio)

@@ -21,6 +21,9 @@ public sealed record VmConfig
     /// <summary>virtio-blk disks, in the order the guest sees them (vda, vdb, ...).</summary>
     public IReadOnlyList<DiskConfig> Disks { get; init; } = [];
 
+    /// <summary>virtio-net NICs on TAP interfaces, in the order the guest sees them.</summary>
+    public IReadOnlyList<Virtio.Net.NetDeviceOptions> Nics { get; init; } = [];
+
     /// <summary>A virtio-rng device fed by the host's random number generator.</summary>
     public bool Rng { get; init; }
 
