@@ -22,7 +22,7 @@ public sealed class VirtioNetGuestTests(ITestOutputHelper log)
             Assert.Equal(0, Ip("-n", ns, "link", "set", "lo", "up").ExitCode);
             var r = ProcessRunner.Run("ip",
                 ["netns", "exec", ns, "dotnet", Support.Kiln.CliDll, "run", "--kernel", TestGuest.Path, "--memory", "64M",
-                 "--net", "tap=kt0",
+                 "--net", "tap=kt0", "--transport", transport,
                  "--cmdline", $"test=virtio-net transport={transport} ip=10.0.2.15 peer=10.0.2.1 count=5"],
                 TimeSpan.FromSeconds(60));
             log.WriteLine($"exit {r.ExitCode} in {r.Elapsed.TotalMilliseconds:F0} ms\n--- stdout\n{r.Stdout}\n--- stderr\n{r.Stderr}");
@@ -35,10 +35,12 @@ public sealed class VirtioNetGuestTests(ITestOutputHelper log)
         }
     }
 
-    [KvmFact]
-    public void GuestArpsAndPingsTheHostOverPci()
+    [KvmTheory]
+    [InlineData("pci")]
+    [InlineData("mmio")]
+    public void GuestArpsAndPingsTheHost(string transport)
     {
-        var r = BootInNamespace("pci");
+        var r = BootInNamespace(transport);
         Assert.Matches("net: arp reply from [0-9a-f]{2}(:[0-9a-f]{2}){5}", r.Stdout);
         Assert.Contains("net: 5/5 echo replies", r.Stdout);
         Assert.Equal(Support.Kiln.DebugExitStatus(0), r.ExitCode);
