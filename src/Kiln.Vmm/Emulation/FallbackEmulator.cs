@@ -20,6 +20,7 @@ public static class FallbackEmulator
         (SseControl.Handles, SseControl.Execute),
         (XsaveInstructions.Handles, XsaveInstructions.Execute),
         (Cmpxchg16b.Handles, Cmpxchg16b.Execute),
+        (BitCount.Handles, BitCount.Execute),
     ];
 
     public static EmulationOutcome Run(IVcpuState state)
