@@ -51,7 +51,7 @@ public static class InitScript
     /// dependency order) before the usual start-up.</summary>
     public static string Stock(IEnumerable<string> modulesInOrder)
     {
-        var loads = string.Join('\n', modulesInOrder.Select(m => $"insmod {m} 2>/dev/null || echo \"kiln: insmod {m} failed\""));
+        var loads = string.Join('\n', modulesInOrder.Select(m => $"insmod {m} || echo \"kiln: insmod {m} failed\""));
         return "#!/bin/sh\n" + Mounts + "\n" + loads + "\n" + ReadyAndShell + "\n";
     }
 }
