@@ -14,7 +14,7 @@ public sealed class CommandRunner(string logPath)
         var psi = Start(file, args, dir);
         using var log = new FileStream(logPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
         using var writer = new StreamWriter(log) { AutoFlush = true };
-        using var p = Process.Start(psi) ?? throw new GuestKitException($"{what}: cannot start {file}");
+        using var p = StartOrThrow(psi, what);
         var gate = new object();
         p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (gate) writer.WriteLine(e.Data); };
         p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (gate) writer.WriteLine(e.Data); };
@@ -23,6 +23,18 @@ public sealed class CommandRunner(string logPath)
         p.WaitForExit();
         if (p.ExitCode != 0)
             throw new GuestKitException($"{what} failed ({file} exited with status {p.ExitCode}); see the log: {logPath}");
+    }
+
+    private static Process StartOrThrow(ProcessStartInfo psi, string what)
+    {
+        try
+        {
+            return Process.Start(psi) ?? throw new GuestKitException($"{what}: cannot start {psi.FileName}");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new GuestKitException($"{what}: cannot start {psi.FileName}: {e.Message}");
+        }
     }
 
     /// <summary>Runs a short command and returns its stdout, or null if it cannot run or fails.</summary>

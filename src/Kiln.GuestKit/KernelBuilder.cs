@@ -21,7 +21,7 @@ public sealed class KernelBuilder(KitSources sources, CommandRunner runner, int 
         string fragment = Path.Combine(workDir, "kiln.config");
         File.WriteAllText(fragment, sources.ConfigFragment);
         runner.Run("make tinyconfig", workDir, "make", "ARCH=x86_64", "tinyconfig");
-        runner.Run("merging kiln.config", workDir, "scripts/kconfig/merge_config.sh", "-m", ".config", fragment);
+        runner.Run("merging kiln.config", workDir, Path.Combine(workDir, "scripts/kconfig/merge_config.sh"), "-m", ".config", fragment);
         runner.Run("make olddefconfig", workDir, "make", "ARCH=x86_64", "olddefconfig");
         var bad = KernelConfigCheck.Mismatches(sources.ConfigFragment, File.ReadAllText(Path.Combine(workDir, ".config")));
         if (bad.Count > 0)

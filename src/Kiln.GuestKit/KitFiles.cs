@@ -16,5 +16,5 @@ public sealed record GuestKitOptions(string CacheRoot, int Jobs)
 
     /// <summary>Kernel command line that suits the kit kernel on an emulating (PVM) KVM host.</summary>
     public const string RecommendedCmdline =
-        "console=ttyS0 reboot=k panic=1 noxsave clearcpuid=xsave,avx,avx2,avx512f,cx16 tsc=reliable no_timer_check quiet";
+        "console=ttyS0 reboot=k panic=1 noxsave clearcpuid=xsave,avx,avx2,avx512f,cx16,popcnt,fsgsbase,smap,pku,pcid,invpcid,rdrand,rdseed tsc=reliable no_timer_check quiet";
 }
