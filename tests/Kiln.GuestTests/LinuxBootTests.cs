@@ -6,7 +6,9 @@ namespace Kiln.GuestTests;
 
 /// <summary>Boots the guest kit's Linux (kernel built by `kiln guest-kit build`, cached across runs) to its
 /// KILN-INIT-READY marker and checks what the guest saw. SLOW: on an emulating (PVM) host each boot takes minutes
-/// of emulated ring-0 time, and the first run also compiles the kernel (several CPU-minutes).</summary>
+/// of emulated ring-0 time, and the first run also compiles the kernel (several CPU-minutes). test.sh runs them only
+/// with KILN_LINUX_TESTS=1.</summary>
+[Trait("Category", "SlowLinux")]
 public sealed partial class LinuxBootTests(ITestOutputHelper log)
 {
     private static readonly Lazy<string> KitDir = new(BuildKit);
@@ -50,6 +52,8 @@ public sealed partial class LinuxBootTests(ITestOutputHelper log)
     [KvmFact]
     public void KitLinuxBootsToMarkerWithOneCpu() => BootToMarker(1);
 
+    /// <summary>KNOWN FAILURE on PVM hosts (2026-11): both CPUs come up, but /init's busybox segfaults on its first
+    /// TLS access (%fs-relative load reads 0) after migrating to CPU 1, and the kernel panics.</summary>
     [KvmFact]
     public void KitLinuxBootsToMarkerWithTwoCpus() => BootToMarker(2);
 }
