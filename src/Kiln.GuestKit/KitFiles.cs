@@ -1,7 +1,6 @@
 namespace Kiln.GuestKit;
 
-/// <summary>A built kit: the cache directory and the files in it (the kernel files are null for the stock kit's
-/// absent bzImage).</summary>
+/// <summary>A built kit: the cache directory and the files in it (Kernel is the ELF vmlinux to boot).</summary>
 public sealed record KitFiles(string Directory, string Kernel, string? Bzimage, string Initramfs, string InitramfsGzip, bool FromCache)
 {
     /// <summary>A `kiln run` line that boots the kit to its shell.</summary>

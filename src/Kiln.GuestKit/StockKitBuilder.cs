@@ -1,7 +1,8 @@
 namespace Kiln.GuestKit;
 
 /// <summary>`kiln guest-kit build --stock`: Debian's installed linux-image-amd64 kernel with an initramfs holding its
-/// virtio modules (decompressed, loaded by /init with insmod in dependency order) and busybox.</summary>
+/// virtio modules (decompressed, loaded by /init with insmod in dependency order) and busybox. The kernel is also
+/// unpacked to an ELF vmlinux, which boots without the (emulated, slow) decompressor.</summary>
 public static class StockKitBuilder
 {
     /// <summary>The modules /init loads; their dependencies come along from modules.dep.</summary>
@@ -26,12 +27,13 @@ public static class StockKitBuilder
         var versions = new Dictionary<string, string>
         {
             ["kernel"] = version,
+            ["recipe"] = "2", // 2: also unpacks vmlinux
             ["kernel-image"] = new FileInfo(vmlinuz).Length + "@" + File.GetLastWriteTimeUtc(vmlinuz).Ticks,
             ["busybox"] = HostPackages.Version("busybox-static") ?? "?",
         };
         string key = "stock-" + version + "-" + KitCacheKey.Compute(new KitSources("", []), init, versions);
         string dir = Path.Combine(options.CacheRoot, key);
-        var kit = new KitFiles(dir, Path.Combine(dir, "vmlinuz"), null, Path.Combine(dir, "initramfs.cpio"),
+        var kit = new KitFiles(dir, Path.Combine(dir, "vmlinux"), Path.Combine(dir, "vmlinuz"), Path.Combine(dir, "initramfs.cpio"),
             Path.Combine(dir, "initramfs.cpio.gz"), FromCache: true);
         if (File.Exists(Path.Combine(dir, "complete")))
         {
@@ -44,7 +46,8 @@ public static class StockKitBuilder
         byte[] busybox = File.ReadAllBytes(HostPackages.BusyboxPath);
         var applets = BusyboxInitramfs.HostApplets(HostPackages.BusyboxPath);
         BusyboxInitramfs.WriteBoth(dir, s => BusyboxInitramfs.Write(s, busybox, applets, init, files));
-        File.Copy(vmlinuz, kit.Kernel, overwrite: true);
+        File.Copy(vmlinuz, kit.Bzimage!, overwrite: true);
+        BzImagePayload.Extract(vmlinuz, kit.Kernel, new CommandRunner(Path.Combine(dir, "build.log")));
         File.WriteAllText(Path.Combine(dir, "complete"), DateTime.UtcNow.ToString("O") + "\n");
         KitBuilder.UpdateLatest(options.CacheRoot, "latest-stock", key);
         return kit with { FromCache = false };
