@@ -1,5 +1,6 @@
 using Kiln.Boot;
 using Kiln.Devices.State;
+using Kiln.GuestKit;
 using Kiln.Interop;
 using Kiln.Kvm;
 using Kiln.Memory;
@@ -16,6 +17,7 @@ public static class Program
 
         commands:
           run        boot a VM with the terminal as its serial console
+          guest-kit  build a Linux kernel and busybox initramfs for guests ('guest-kit build')
           version    print Kiln's version
 
         'kiln <command> --help' describes a command.
@@ -43,6 +45,7 @@ public static class Program
             return verb switch
             {
                 "run" => RunCommand.Execute(rest),
+                "guest-kit" => GuestKitCommand.Execute(rest),
                 "version" or "--version" => PrintVersion(),
                 _ => throw new UsageException($"unknown command '{verb}' (see 'kiln --help')"),
             };
@@ -54,7 +57,8 @@ public static class Program
         }
         catch (Exception e) when (e is KvmException or BootException or GuestMemoryException or SystemCallException
                                        or StateFormatException or IOException or UnauthorizedAccessException
-                                       or Virtio.Net.NetBackendException)
+                                       or Virtio.Net.NetBackendException
+                                       or GuestKitException)
         {
             KilnLog.Error(e.Message);
             if (debug)
@@ -66,6 +70,7 @@ public static class Program
     private static string HelpFor(string verb) => verb switch
     {
         "run" => RunCommand.Help,
+        "guest-kit" => GuestKitCommand.Help,
         _ => Usage,
     };
 

@@ -1,0 +1,19 @@
+namespace Kiln.GuestKit;
+
+/// <summary>A built kit: the cache directory and the files in it (Kernel is the ELF vmlinux to boot).</summary>
+public sealed record KitFiles(string Directory, string Kernel, string? Bzimage, string Initramfs, string InitramfsGzip, bool FromCache)
+{
+    /// <summary>A `kiln run` line that boots the kit to its shell.</summary>
+    public string RunCommand(string cmdline) =>
+        $"kiln run --kernel {Kernel} --initrd {Initramfs} --memory 256M --cmdline \"{cmdline}\"";
+}
+
+/// <summary>Options of `kiln guest-kit build`.</summary>
+public sealed record GuestKitOptions(string CacheRoot, int Jobs)
+{
+    public const string DefaultCacheRoot = "/var/cache/kiln/guest-kit";
+
+    /// <summary>Kernel command line that suits the kit kernel on an emulating (PVM) KVM host.</summary>
+    public const string RecommendedCmdline =
+        "console=ttyS0 reboot=k panic=1 noxsave clearcpuid=xsave,avx,avx2,avx512f,cx16,popcnt,fsgsbase,smap,pku,pcid,invpcid,rdrand,rdseed tsc=reliable no_timer_check quiet";
+}

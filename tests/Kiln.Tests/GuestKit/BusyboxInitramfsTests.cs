@@ -1,0 +1,41 @@
+using System.Text;
+using Kiln.GuestKit;
+
+namespace Kiln.Tests.GuestKit;
+
+public sealed class BusyboxInitramfsTests
+{
+    [Fact]
+    public void ImageHasBusyboxAppletLinksConsoleAndInit()
+    {
+        var ms = new MemoryStream();
+        byte[] fakeBusybox = Encoding.ASCII.GetBytes("not really busybox");
+        BusyboxInitramfs.Write(ms, fakeBusybox, ["bin/sh", "sbin/poweroff", "usr/bin/nproc", "linuxrc", "bin/busybox"],
+            InitScript.Busybox, [("/lib/modules/virtio.ko", [1, 2, 3])]);
+        using var cpio = new CpioTool();
+        string listing = cpio.List(ms.ToArray());
+        Assert.Contains("bin/sh -> /bin/busybox", listing);
+        Assert.Contains("sbin/poweroff -> /bin/busybox", listing);
+        Assert.Contains("usr/bin/nproc -> /bin/busybox", listing);
+        Assert.DoesNotContain("linuxrc", listing);
+        Assert.Matches(@"(?m)^crw------- .* dev/console$", listing);
+        Assert.Matches(@"(?m)^-rwxr-xr-x .* init$", listing);
+        Assert.Matches(@"(?m)^drwxrwxrwx .* tmp$", listing.Replace("drwxrwxrwt", "drwxrwxrwx"));
+        cpio.Extract(ms.ToArray());
+        Assert.Equal(fakeBusybox, File.ReadAllBytes(Path.Combine(cpio.Directory, "bin/busybox")));
+        Assert.Equal([1, 2, 3], File.ReadAllBytes(Path.Combine(cpio.Directory, "lib/modules/virtio.ko")));
+        string init = File.ReadAllText(Path.Combine(cpio.Directory, "init"));
+        Assert.StartsWith("#!/bin/sh\n", init);
+        Assert.Contains(InitScript.ReadyMarker, init);
+    }
+
+    [Fact]
+    public void StockInitLoadsModulesInTheGivenOrder()
+    {
+        string init = InitScript.Stock(["/lib/modules/virtio_ring.ko", "/lib/modules/virtio.ko"]);
+        int ring = init.IndexOf("insmod /lib/modules/virtio_ring.ko", StringComparison.Ordinal);
+        int virtio = init.IndexOf("insmod /lib/modules/virtio.ko", StringComparison.Ordinal);
+        Assert.True(ring > 0 && virtio > ring);
+        Assert.True(virtio < init.IndexOf(InitScript.ReadyMarker, StringComparison.Ordinal));
+    }
+}
