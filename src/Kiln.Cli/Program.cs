@@ -16,6 +16,7 @@ public static class Program
 
         commands:
           run        boot a VM with the terminal as its serial console
+          img        create, inspect, convert, check and resize disk images (raw, qcow2)
           version    print Kiln's version
 
         'kiln <command> --help' describes a command.
@@ -43,6 +44,7 @@ public static class Program
             return verb switch
             {
                 "run" => RunCommand.Execute(rest),
+                "img" => ImgCommand.Execute(rest),
                 "version" or "--version" => PrintVersion(),
                 _ => throw new UsageException($"unknown command '{verb}' (see 'kiln --help')"),
             };
@@ -66,6 +68,7 @@ public static class Program
     private static string HelpFor(string verb) => verb switch
     {
         "run" => RunCommand.Help,
+        "img" => ImgCommand.Help,
         _ => Usage,
     };
 
