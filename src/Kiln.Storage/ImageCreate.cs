@@ -59,7 +59,9 @@ public static class ImageCreate
         int pos = 112;
         if (backingFormat is not null)
             pos = Extension(header, pos, Qcow2Extensions.BackingFormat, Encoding.ASCII.GetBytes(backingFormat));
-        pos = Extension(header, pos, Qcow2Extensions.FeatureNameTable, FeatureTable());
+        var features = FeatureTable();
+        if (pos + 8 + features.Length + 16 + (backingFile?.Length ?? 0) <= header.Length) // optional: skipped for tiny clusters
+            pos = Extension(header, pos, Qcow2Extensions.FeatureNameTable, features);
         pos += 8; // end-of-extensions marker (zeros)
         if (backingFile is not null)
         {

@@ -228,6 +228,20 @@ public sealed class Qcow2MalformedTests : IDisposable
     }
 
     [Fact]
+    public void UnknownIncompatibleFeatureUsesTheFeatureNameTable()
+    {
+        string path = _files["named.qcow2"];
+        ImageCreate.Qcow2(path, 1 << 20);
+        var bytes = File.ReadAllBytes(path);
+        int name = bytes.AsSpan(0, 65536).IndexOf("extended L2 entries"u8);
+        Assert.True(name > 0);
+        bytes[name - 1] = 20; // the table entry now names bit 20
+        File.WriteAllBytes(path, bytes);
+        Patch(path, 72, 1UL << 20, 8);
+        AssertRefused(path, "'extended L2 entries' (bit 20)");
+    }
+
+    [Fact]
     public void CorruptBitRefusesWritesButAllowsReads()
     {
         string path = MakeImage();

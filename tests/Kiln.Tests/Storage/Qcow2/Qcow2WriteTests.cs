@@ -95,6 +95,25 @@ public sealed class Qcow2WriteTests : IDisposable
         AssertImageHolds(_files["c.qcow2"], expected);
     }
 
+    [Theory]
+    [InlineData("compat=0.10")]
+    [InlineData("cluster_size=512")]
+    public void WritesIntoQemuImagesOfOtherShapes(string options)
+    {
+        string image = _files["o.qcow2"];
+        QemuImg("create", "-f", "qcow2", "-o", options, image, "3M");
+        var expected = new byte[3 << 20];
+        using (var disk = DiskImage.Open(image, null, readOnly: false))
+        {
+            RandomWrites(disk, expected, 20, 40);
+            disk.WriteZeroes(1 << 20, 1 << 20, mayUnmap: true);
+            expected.AsSpan(1 << 20, 1 << 20).Clear();
+        }
+        AssertImageHolds(image, expected);
+        ImageCreate.Qcow2(_files["small.qcow2"], 1 << 20, 512);
+        AssertQemuCheckClean(_files["small.qcow2"]);
+    }
+
     [Fact]
     public void WriteZeroesAndDiscard()
     {
