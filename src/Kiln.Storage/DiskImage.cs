@@ -22,7 +22,7 @@ public static class DiskImage
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new DiskException($"{path}: cannot open disk image: {e.Message}", e);
+            throw ImageFile.OpenFailed(path, e);
         }
     }
 

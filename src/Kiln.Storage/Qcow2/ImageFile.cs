@@ -36,9 +36,17 @@ internal sealed class ImageFile : IDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new DiskException($"{path}: cannot open disk image: {e.Message}", e);
+            throw OpenFailed(path, e);
         }
     }
+
+    /// <summary>One line for a failed open (the runtime's own messages may be bare resource keys).</summary>
+    public static DiskException OpenFailed(string path, Exception e) => e switch
+    {
+        FileNotFoundException or DirectoryNotFoundException => new DiskException($"{path}: no such file", e),
+        UnauthorizedAccessException => new DiskException($"{path}: permission denied", e),
+        _ => new DiskException($"{path}: cannot open disk image: {e.Message}", e),
+    };
 
     /// <summary>Reads exactly destination.Length bytes; a short read means the structure lies past the end.</summary>
     public void ReadExact(ulong offset, Span<byte> destination, string what)

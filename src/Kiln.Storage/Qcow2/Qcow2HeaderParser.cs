@@ -15,6 +15,8 @@ public static class Qcow2HeaderParser
     /// <summary>Parses the header of the image in <paramref name="file"/>.</summary>
     internal static Qcow2Header Read(ImageFile file)
     {
+        if (file.Length < Qcow2Header.V2HeaderLength)
+            throw Bad(file.Path, "file is too short for a qcow2 header");
         var fixedPart = new byte[Qcow2Header.V2HeaderLength];
         file.ReadExact(0, fixedPart, "qcow2 header");
         int clusterBits = (int)BinaryPrimitives.ReadUInt32BigEndian(fixedPart.AsSpan(20));
