@@ -100,11 +100,32 @@ public sealed class Qcow2Disk : IDiskBackend
                 ulong guestCluster = offset >> ClusterBits;
                 int within = (int)(offset & (ClusterSize - 1));
                 int n = (int)Math.Min((ulong)destination.Length, ClusterSize - (ulong)within);
-                ReadPiece(guestCluster, _map.Lookup(guestCluster), within, destination[..n]);
+                var entry = _map.Lookup(guestCluster);
+                if (entry.Kind == ClusterKind.Normal)
+                    n = ContiguousRun(guestCluster, entry.HostOffset, within, destination.Length);
+                ReadPiece(guestCluster, entry, within, destination[..n]);
                 destination = destination[n..];
                 offset += (ulong)n;
             }
         }
+    }
+
+    /// <summary>Bytes from <paramref name="within"/> that lie in host-contiguous normal clusters (one pread for a
+    /// sequential read of a freshly converted image), up to <paramref name="wanted"/>. Every cluster is checked.</summary>
+    private int ContiguousRun(ulong guestCluster, ulong host, int within, int wanted)
+    {
+        CheckDataCluster(host);
+        ulong run = ClusterSize - (ulong)within;
+        while (run < (ulong)wanted)
+        {
+            var next = _map.Lookup(++guestCluster);
+            host += ClusterSize;
+            if (next.Kind != ClusterKind.Normal || next.HostOffset != host)
+                break;
+            CheckDataCluster(host);
+            run += ClusterSize;
+        }
+        return (int)Math.Min(run, (ulong)wanted);
     }
 
     public void Write(ulong offset, ReadOnlySpan<byte> source)
