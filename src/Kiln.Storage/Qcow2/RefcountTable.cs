@@ -44,6 +44,9 @@ internal sealed class RefcountTable
     public IReadOnlyList<ulong> Entries => _table;
     public ulong MaxRefcount => RefcountEntries.Max(_order);
 
+    /// <summary>The file's write count when the table last started to grow (tests aim crash points there).</summary>
+    public int? GrowthStartedAtWrite { get; private set; }
+
     public ulong Get(ulong cluster)
     {
         ulong ti = cluster / _perBlock;
@@ -118,6 +121,7 @@ internal sealed class RefcountTable
     /// freed last.</summary>
     private void GrowTable(ulong neededIndex)
     {
+        GrowthStartedAtWrite ??= _file.WriteCount;
         ulong entriesPerCluster = ClusterSize / 8;
         ulong newEntries = Math.Max((ulong)_table.Length * 2, neededIndex + 1);
         ulong tableClusters = (newEntries + entriesPerCluster - 1) / entriesPerCluster;

@@ -58,4 +58,43 @@ public sealed class Qcow2CrashTests : IDisposable
         }
         Assert.True(completedAt > 5, $"the sequence completed after {completedAt} writes");
     }
+
+    /// <summary>Crash points around a refcount table move (512-byte clusters, 64-bit refcounts: the first table
+    /// covers 2 MiB of file).</summary>
+    [Fact]
+    public void CrashWhileTheRefcountTableGrows()
+    {
+        string template = _files["t.qcow2"];
+        QemuImg("create", "-f", "qcow2", "-o", "cluster_size=512,refcount_bits=64", template, "8M");
+        QemuIo(template, "qcow2", "write -P 0x44 0 1900k");
+        var data = Random(300 << 10, 3);
+        int growthAt;
+        File.Copy(template, _files["dry.qcow2"]);
+        using (var dry = (Qcow2Disk)DiskImage.Open(_files["dry.qcow2"], null, readOnly: false))
+        {
+            dry.Write(4 << 20, data);
+            growthAt = dry.Refcounts.GrowthStartedAtWrite ?? throw new InvalidOperationException("the table did not grow");
+        }
+        AssertQemuCheckClean(_files["dry.qcow2"]);
+        for (int n = growthAt - 2; n < growthAt + 24; n++)
+        {
+            string image = _files[$"g{n}.qcow2"];
+            File.Copy(template, image);
+            var disk = (Qcow2Disk)DiskImage.Open(image, null, readOnly: false);
+            disk.File.WritesBeforeFailure = n;
+            try
+            {
+                disk.Write(4 << 20, data);
+            }
+            catch (IOException e) when (e.Message.Contains("simulated crash"))
+            {
+            }
+            finally
+            {
+                disk.Dispose();
+            }
+            AssertQemuCheckClean(image, leaksOk: true);
+            File.Delete(image);
+        }
+    }
 }
