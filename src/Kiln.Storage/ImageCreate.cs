@@ -12,7 +12,7 @@ public static class ImageCreate
 
     public static void Raw(string path, ulong size)
     {
-        using var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
+        using var stream = CreateFile(path);
         stream.SetLength((long)size);
     }
 
@@ -80,12 +80,27 @@ public static class ImageCreate
         for (ulong c = 0; c < totalClusters; c++)
             BinaryPrimitives.WriteUInt16BigEndian(refcounts.AsSpan((int)(c * 2)), 1);
 
-        using var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
+        if (backingFile is not null && BackingChain.Canonical(BackingChain.Resolve(path, backingFile)) == BackingChain.Canonical(path))
+            throw new DiskException($"{path}: an image cannot be its own backing file");
+        using var stream = CreateFile(path);
         stream.Write(header);
         stream.Write(table);
         stream.Write(refcounts);
         stream.SetLength((long)end); // the L1 table: zeros
         stream.Flush(flushToDisk: true);
+    }
+
+    /// <summary>Creates or truncates the file, as qemu-img create does.</summary>
+    private static FileStream CreateFile(string path)
+    {
+        try
+        {
+            return new FileStream(path, FileMode.Create, FileAccess.Write);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw ImageFile.OpenFailed(path, e);
+        }
     }
 
     private static int Extension(byte[] header, int pos, uint type, byte[] data)
