@@ -13,6 +13,7 @@ public sealed class Qcow2Disk : IDiskBackend
     private readonly ClusterMap _map;
     private readonly IDiskBackend? _backing;
     private readonly byte[] _compressed;
+    private readonly List<(ulong GuestCluster, ulong Raw, L2Entry Old)> _pending = [];
     private ulong _compressedAt = ulong.MaxValue;
     private bool _disposed;
 
@@ -134,14 +135,22 @@ public sealed class Qcow2Disk : IDiskBackend
         {
             CheckWritable();
             CheckRange(offset, (ulong)source.Length);
-            while (!source.IsEmpty)
+            try
             {
-                ulong guestCluster = offset >> ClusterBits;
-                int within = (int)(offset & (ClusterSize - 1));
-                int n = (int)Math.Min((ulong)source.Length, ClusterSize - (ulong)within);
-                WritePiece(guestCluster, within, source[..n]);
-                source = source[n..];
-                offset += (ulong)n;
+                while (!source.IsEmpty)
+                {
+                    ulong guestCluster = offset >> ClusterBits;
+                    int within = (int)(offset & (ClusterSize - 1));
+                    int n = (int)Math.Min((ulong)source.Length, ClusterSize - (ulong)within);
+                    WritePiece(guestCluster, within, source[..n]);
+                    source = source[n..];
+                    offset += (ulong)n;
+                }
+                CommitPending();
+            }
+            finally
+            {
+                _pending.Clear(); // after a failure: the new clusters stay unreferenced (leaked), never half-mapped
             }
         }
     }
@@ -160,17 +169,25 @@ public sealed class Qcow2Disk : IDiskBackend
         {
             CheckWritable();
             CheckRange(offset, length);
-            while (length > 0)
+            try
             {
-                ulong guestCluster = offset >> ClusterBits;
-                int within = (int)(offset & (ClusterSize - 1));
-                int n = (int)Math.Min(length, ClusterSize - (ulong)within);
-                if (n == (int)ClusterSize)
-                    ZeroCluster(guestCluster);
-                else if (!ReadsAsZero(guestCluster, within, n))
-                    WritePiece(guestCluster, within, new byte[n]);
-                offset += (ulong)n;
-                length -= (ulong)n;
+                while (length > 0)
+                {
+                    ulong guestCluster = offset >> ClusterBits;
+                    int within = (int)(offset & (ClusterSize - 1));
+                    int n = (int)Math.Min(length, ClusterSize - (ulong)within);
+                    if (n == (int)ClusterSize)
+                        ZeroCluster(guestCluster);
+                    else if (!ReadsAsZero(guestCluster, within, n))
+                        WritePiece(guestCluster, within, new byte[n]);
+                    offset += (ulong)n;
+                    length -= (ulong)n;
+                }
+                CommitPending();
+            }
+            finally
+            {
+                _pending.Clear();
             }
         }
     }
@@ -252,15 +269,30 @@ public sealed class Qcow2Disk : IDiskBackend
         {
             CheckDataCluster(entry.HostOffset); // a preallocated zero cluster: fill it, then clear the flag
             _file.Write(entry.HostOffset, cluster);
-            _refcounts.Sync();
-            _map.Set(guestCluster, entry.HostOffset | L2Entry.CopiedFlag);
+            _pending.Add((guestCluster, entry.HostOffset | L2Entry.CopiedFlag, default));
             return;
         }
         ulong host = _refcounts.Allocate(1);
         _file.Write(host, cluster);
+        _pending.Add((guestCluster, host | L2Entry.CopiedFlag, entry));
+    }
+
+    /// <summary>Points the L2 entries of this request's new clusters at them, after one sync makes their data and
+    /// refcounts durable; then, after another, drops the references the replaced entries held. A crash anywhere
+    /// leaves at worst leaked clusters.</summary>
+    private void CommitPending()
+    {
+        if (_pending.Count == 0)
+            return;
         _refcounts.Sync();
-        _map.Set(guestCluster, host | L2Entry.CopiedFlag);
-        Release(entry);
+        foreach (var (guestCluster, raw, _) in _pending)
+            _map.Set(guestCluster, raw);
+        if (_pending.Any(p => NeedsRelease(p.Old)))
+        {
+            _refcounts.Sync();
+            foreach (var (_, _, old) in _pending)
+                Release(old);
+        }
     }
 
     private void ZeroCluster(ulong guestCluster)
@@ -276,16 +308,16 @@ public sealed class Qcow2Disk : IDiskBackend
             return;
         if (entry.Kind == ClusterKind.Unallocated && _backing is null)
             return;
-        _map.Set(guestCluster, L2Entry.ZeroFlag);
-        Release(entry);
+        _pending.Add((guestCluster, L2Entry.ZeroFlag, entry));
     }
+
+    private static bool NeedsRelease(L2Entry old) => old.HostOffset != 0 && old.Kind != ClusterKind.Unallocated;
 
     /// <summary>Drops the references an old L2 entry held, after the entry that replaced it is durable.</summary>
     private void Release(L2Entry old)
     {
-        if (old.HostOffset == 0 || old.Kind == ClusterKind.Unallocated)
+        if (!NeedsRelease(old))
             return;
-        _refcounts.Sync();
         if (old.Kind == ClusterKind.Compressed)
             foreach (ulong c in old.CompressedClusters(ClusterBits))
                 _refcounts.Decrement(c);
