@@ -58,8 +58,10 @@ public sealed class Qcow2GuestTests(ITestOutputHelper log) : IDisposable
     [KvmFact]
     public void KillNineDuringWritesLeavesAConsistentImage()
     {
+        // The guest prints "read sectors 0..7" just before it submits a 1 MiB write (256 new 4 KiB clusters): kill -9
+        // the VMM a little after that line appears, at a different moment each round.
         int hits = 0;
-        for (int round = 0; round < 8; round++)
+        for (int round = 0; round < 10; round++)
         {
             MakeOverlay(4096);
             var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -68,16 +70,26 @@ public sealed class Qcow2GuestTests(ITestOutputHelper log) : IDisposable
                          "--disk", File("overlay.qcow2") })
                 psi.ArgumentList.Add(a);
             using var p = Process.Start(psi)!;
-            var stdout = p.StandardOutput.ReadToEndAsync();
             var stderr = p.StandardError.ReadToEndAsync();
-            Thread.Sleep(200 + round * 60); // spread over the write (the guest boots in ~200 ms)
+            var seen = new System.Text.StringBuilder();
+            string? line;
+            while ((line = p.StandardOutput.ReadLine()) is not null)
+            {
+                seen.AppendLine(line);
+                if (line.Contains("read sectors 0..7"))
+                    break;
+            }
+            var wait = Stopwatch.StartNew();
+            while (wait.Elapsed.TotalMilliseconds < round * 0.7)
+                Thread.SpinWait(100);
             bool killed = !p.HasExited;
             if (killed)
                 p.Kill(entireProcessTree: true); // SIGKILL: no flush, no dispose
             p.WaitForExit();
-            string output = stdout.Result;
-            log.WriteLine($"round {round}: killed={killed} wrote={output.Contains("read-back ok")}\n{stderr.Result}");
-            if (killed && !output.Contains("read-back ok"))
+            string output = seen + p.StandardOutput.ReadToEnd();
+            bool wrote = output.Contains("read-back ok");
+            log.WriteLine($"round {round}: killed={killed} wrote={wrote}\n{stderr.Result}");
+            if (killed && !wrote)
                 hits++;
             var check = Tool("qemu-img", "check", File("overlay.qcow2"));
             log.WriteLine(check.Stdout);
