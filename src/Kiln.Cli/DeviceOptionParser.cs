@@ -3,7 +3,7 @@ namespace Kiln.Cli;
 /// <summary>Parses device option values of the form `PATH[,key[=value]...]` (QEMU/Firecracker style).</summary>
 public static class DeviceOptionParser
 {
-    /// <summary>`--disk PATH[,ro][,serial=ID][,format=raw]`.</summary>
+    /// <summary>`--disk PATH[,ro][,serial=ID][,format=raw|qcow2]`.</summary>
     public static Vmm.DiskConfig Disk(string text)
     {
         var parts = text.Split(',');
@@ -12,6 +12,7 @@ public static class DeviceOptionParser
             throw new UsageException($"--disk: no path in '{text}'");
         bool readOnly = false;
         string? serial = null;
+        string? format = null;
         foreach (var part in parts.Skip(1))
         {
             var (key, value) = Split(part);
@@ -25,15 +26,16 @@ public static class DeviceOptionParser
                     break;
                 case "serial":
                     throw new UsageException($"--disk: serial must be 1 to 20 characters (virtio-blk ID limit)");
-                case "format" when value == "raw":
+                case "format" when value is "raw" or "qcow2":
+                    format = value;
                     break;
                 case "format":
-                    throw new UsageException($"--disk: format '{value}' is not supported yet (raw)");
+                    throw new UsageException($"--disk: format '{value}' is not supported (raw, qcow2)");
                 default:
-                    throw new UsageException($"--disk: unknown setting '{part}' (use ro, serial=ID, format=raw)");
+                    throw new UsageException($"--disk: unknown setting '{part}' (use ro, serial=ID, format=raw|qcow2)");
             }
         }
-        return new Vmm.DiskConfig(path, readOnly, serial);
+        return new Vmm.DiskConfig(path, readOnly, serial, format);
     }
 
     public static T Choice<T>(string option, string text) where T : struct, Enum =>

@@ -18,6 +18,7 @@ public static class Program
         commands:
           run        boot a VM with the terminal as its serial console
           guest-kit  build a Linux kernel and busybox initramfs for guests ('guest-kit build')
+          img        create, inspect, convert, check and resize disk images (raw, qcow2)
           version    print Kiln's version
 
         'kiln <command> --help' describes a command.
@@ -46,6 +47,7 @@ public static class Program
             {
                 "run" => RunCommand.Execute(rest),
                 "guest-kit" => GuestKitCommand.Execute(rest),
+                "img" => ImgCommand.Execute(rest),
                 "version" or "--version" => PrintVersion(),
                 _ => throw new UsageException($"unknown command '{verb}' (see 'kiln --help')"),
             };
@@ -71,6 +73,7 @@ public static class Program
     {
         "run" => RunCommand.Help,
         "guest-kit" => GuestKitCommand.Help,
+        "img" => ImgCommand.Help,
         _ => Usage,
     };
 

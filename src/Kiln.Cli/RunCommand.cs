@@ -33,7 +33,7 @@ public static class RunCommand
             (s, v) => s.Cpus = (int)SizeParser.ParseNumber(v, "--cpus", VmConfig.MaxCpus))
         .Value("--debug-exit", "PORT|off", "QEMU isa-debug-exit port: exit status = (value << 1) | 1 (default 0xf4)",
             (s, v) => s.DebugExit = v == "off" ? null : (ushort)SizeParser.ParseNumber(v, "--debug-exit", 0xFFFC))
-        .Value("--disk", "PATH[,ro][,serial=ID]", "a virtio-blk disk (raw file or block device); repeatable",
+        .Value("--disk", "PATH[,ro][,serial=ID][,format=raw|qcow2]", "a virtio-blk disk: raw file, block device or qcow2 (detected); repeatable",
             (s, v) => s.Disks.Add(DeviceOptionParser.Disk(v)))
         .Value("--net", "tap=NAME[,mac=MAC][,bridge=BR]", "a virtio-net NIC on a TAP interface (created if needed); repeatable",
             (s, v) => s.Nics.Add(ParseNic(v)))

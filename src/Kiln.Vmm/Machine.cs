@@ -119,7 +119,7 @@ public sealed class Machine : IMachineControl, IDisposable
         for (int i = 0; i < Config.Disks.Count; i++)
         {
             var disk = Config.Disks[i];
-            _virtio.Add(new VirtioBlock(_memory, RawDiskBackend.Open(disk.Path, disk.ReadOnly), disk.Serial), $"blk{i}");
+            _virtio.Add(new VirtioBlock(_memory, DiskImage.Open(disk.Path, disk.Format, disk.ReadOnly), disk.Serial), $"blk{i}");
         }
         for (int i = 0; i < Config.Nics.Count; i++)
             _virtio.Add(VirtioNet.OpenTap(_memory, Config.Nics[i]), $"net{i}");
