@@ -16,6 +16,8 @@ public static class Program
 
         commands:
           run        boot a VM with the terminal as its serial console
+          daemon     manage domains: persistent definitions, supervised VMMs, an HTTP/JSON API
+          list, define, start, shutdown, destroy, console, ...   virsh-style verbs (see 'kiln help domains')
           version    print Kiln's version
 
         'kiln <command> --help' describes a command.
@@ -26,6 +28,11 @@ public static class Program
         var args = argv.ToList();
         bool debug = args.Remove("--debug");
         KilnLog.DebugEnabled = debug;
+        if (args is ["help", "domains"])
+        {
+            System.Console.Out.WriteLine(DomainCommands.Help);
+            return 0;
+        }
         if (args.Count == 0 || args[0] is "-h" or "--help" or "help")
         {
             System.Console.Out.WriteLine(Usage);
@@ -43,6 +50,8 @@ public static class Program
             return verb switch
             {
                 "run" => RunCommand.Execute(rest),
+                "daemon" => DaemonCommand.Execute(rest),
+                _ when DomainCommands.Verbs.Contains(verb) => DomainCommands.Execute(verb, rest),
                 "version" or "--version" => PrintVersion(),
                 _ => throw new UsageException($"unknown command '{verb}' (see 'kiln --help')"),
             };
@@ -66,6 +75,9 @@ public static class Program
     private static string HelpFor(string verb) => verb switch
     {
         "run" => RunCommand.Help,
+        "daemon" => DaemonCommand.Help,
+        "domains" => DomainCommands.Help,
+        _ when DomainCommands.Verbs.Contains(verb) => DomainCommands.Help,
         _ => Usage,
     };
 
