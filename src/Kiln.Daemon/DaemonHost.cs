@@ -138,7 +138,8 @@ public static class DaemonHost
         }
         catch (DomainFormatException e)
         {
-            await Write(ctx, 400, new ApiError { Error = e.Message, Field = e.Field }, DaemonJsonContext.Default.ApiError);
+            string message = e.Field is null || e.Message.Contains(e.Field, StringComparison.Ordinal) ? e.Message : $"{e.Field}: {e.Message}";
+            await Write(ctx, 400, new ApiError { Error = message, Field = e.Field }, DaemonJsonContext.Default.ApiError);
         }
     }
 

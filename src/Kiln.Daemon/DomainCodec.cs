@@ -47,11 +47,11 @@ public static partial class DomainCodec
         catch (JsonException e)
         {
             string field = string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "$" : e.Path;
-            string detail = e.Message;
-            int cut = detail.IndexOf(" Path:", StringComparison.Ordinal);
-            if (cut > 0)
-                detail = detail[..cut];
-            throw new DomainFormatException(field, $"malformed JSON at '{field}': {detail}");
+            // The runtime's own message may be a bare resource key (UseSystemResourceKeys), so say it ourselves.
+            string detail = field == "$" ? "not a JSON object" : "missing, of the wrong type, or not a known field";
+            if (e.Message.Contains("could not be mapped", StringComparison.Ordinal) || e.Message.Contains("UnmappedMember", StringComparison.Ordinal))
+                detail = "not a known field";
+            throw new DomainFormatException(field, $"malformed JSON at '{field}': {detail} (line {e.LineNumber + 1})");
         }
         if (definition is null)
             throw new DomainFormatException("$", "the definition is null");
