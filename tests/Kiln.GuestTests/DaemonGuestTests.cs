@@ -119,6 +119,37 @@ public sealed class DaemonGuestTests(ITestOutputHelper log) : IDisposable
     }
 
     [KvmFact]
+    public async Task EventsPoweroffRebootAutostartAndDisks()
+    {
+        var events = Task.Run(() => _d.Cli(["event", "--timeout", "15", "--json"], timeout: TimeSpan.FromSeconds(40)));
+        await Task.Delay(1500); // let the event stream connect
+        _d.Ok("define", _d.WriteFile("off.json", $$$"""{"name":"off","memoryMiB":32,"os":{"kernel":"{{{TestGuest.Path}}}","cmdline":"test=poweroff"}}"""));
+        _d.Ok("start", "off");
+        _d.WaitForState("off", "shut off");
+        Assert.Contains("ACPI", _d.Ok("domstate", "off"));
+        _d.Ok("define", _d.WriteFile("rb.xml", PioXml("rb")));
+        _d.Ok("start", "rb");
+        _d.Ok("reboot", "rb");
+        Thread.Sleep(500);
+        Assert.Contains("boots=2", _d.Ok("domstats", "rb"));
+        string disk = _d.WriteFile("d.raw", "");
+        File.WriteAllBytes(disk, new byte[1 << 20]);
+        Assert.Contains("applies at the next start", _d.Ok("attach-disk", "rb", disk, "vdb"));
+        Assert.Contains("<target dev=\"vdb\"", _d.Ok("dumpxml", "rb"));
+        _d.Ok("detach-disk", "rb", "vdb");
+        Assert.DoesNotContain("vdb", _d.Ok("dumpxml", "rb"));
+        _d.Ok("autostart", "rb");
+        _d.Ok("destroy", "rb");
+        _d.StopDaemon(kill: false);
+        _d.StartDaemon();
+        Assert.Matches(@"rb\s+running", _d.Ok("list"));
+        _d.Ok("destroy", "rb");
+        var lines = (await events).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => JsonDocument.Parse(l).RootElement).Select(e => $"{e.GetProperty("domain").GetString()}:{e.GetProperty("event").GetString()}").ToList();
+        Assert.Equal(["off:defined", "off:started", "off:stopped", "rb:defined", "rb:started", "rb:rebooted", "rb:destroyed"], lines.Take(7));
+    }
+
+    [KvmFact]
     public void KillDashNineOfAVmmShowsCrashedWithTheSignal()
     {
         _d.Ok("define", _d.WriteFile("k.xml", PioXml("k9")));
