@@ -49,6 +49,10 @@ public static class DaemonHost
                 throw new DaemonException(400, "--token-file: the token must be at least 16 characters");
             certificate = X509Certificate2.CreateFromPemFile(options.TlsCert, options.TlsKey);
         }
+        // Starting a VMM blocks a thread for a moment (fork/exec, fsync of the state files); with the pool's default
+        // minimum (one thread per core) a storm of starts would starve quick requests like `list` while the pool grows.
+        ThreadPool.GetMinThreads(out int workers, out int io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 64), Math.Max(io, 64));
         var store = new DomainStore(options.StateDir);
         using var supervisor = new Supervisor(store, options.KilnCommand);
         await supervisor.InitializeAsync();
