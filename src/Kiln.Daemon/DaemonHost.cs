@@ -51,6 +51,7 @@ public static class DaemonHost
         }
         // Starting a VMM blocks a thread for a moment (fork/exec, fsync of the state files); with the pool's default
         // minimum (one thread per core) a storm of starts would starve quick requests like `list` while the pool grows.
+        RaisePriority();
         ThreadPool.GetMinThreads(out int workers, out int io);
         ThreadPool.SetMinThreads(Math.Max(workers, 64), Math.Max(io, 64));
         var store = new DomainStore(options.StateDir);
@@ -97,6 +98,18 @@ public static class DaemonHost
         Console.Error.WriteLine($"kiln daemon: listening on unix:{options.SocketPath}" + (tcp is null ? "" : $" and https://{tcp}") + $", state in {options.StateDir}");
         await app.WaitForShutdownAsync(stop);
         return 0;
+    }
+
+    /// <summary>The management plane before the guests: as root, the daemon runs at nice -10, so `list` answers
+    /// promptly even when every core is busy with vCPUs. Linux nice values are per thread and inherited, so every
+    /// existing thread is changed; the VMMs it starts are put back to nice 0 (see Supervisor).</summary>
+    private static void RaisePriority()
+    {
+        if (Native.geteuid() != 0)
+            return;
+        foreach (var task in Directory.EnumerateDirectories("/proc/self/task"))
+            if (int.TryParse(Path.GetFileName(task), out int tid))
+                Native.setpriority(0 /* PRIO_PROCESS: one thread */, tid, -10);
     }
 
     private static bool IsListening(string path)

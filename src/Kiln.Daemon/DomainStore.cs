@@ -133,4 +133,16 @@ internal static partial class Native
 
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
     public static extern int kill(int pid, int signal);
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    public static extern int setpriority(int which, int who, int prio);
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    public static extern int getpriority(int which, int who);
+
+    [System.Runtime.InteropServices.DllImport("libc")]
+    public static extern int geteuid();
+
+    [System.Runtime.InteropServices.DllImport("libc")]
+    public static extern int gettid();
 }

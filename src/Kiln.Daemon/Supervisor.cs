@@ -240,11 +240,13 @@ public sealed class Supervisor : IDisposable
         // neither a daemon restart nor a signal to the daemon's process group reaches it.
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add("exec setsid \"$@\" </dev/null >>\"$KILN_VM_LOG\" 2>&1");
+        psi.ArgumentList.Add("exec nice -n \"$KILN_VM_NICE\" setsid \"$@\" </dev/null >>\"$KILN_VM_LOG\" 2>&1");
         psi.ArgumentList.Add("kiln-vmm");
         foreach (var a in _kilnCommand.Concat(args))
             psi.ArgumentList.Add(a);
         psi.Environment["KILN_VM_LOG"] = logPath;
+        // A daemon running at a raised priority (nice < 0) starts its VMMs back at nice 0: guests are not favoured.
+        psi.Environment["KILN_VM_NICE"] = Math.Max(0, -Native.getpriority(0, 0)).ToString(CultureInfo.InvariantCulture);
         File.AppendAllText(logPath, $"\n--- {DateTimeOffset.Now:O} starting {d.Name}\n");
         long logStart = new FileInfo(logPath).Length;
         var child = Process.Start(psi) ?? throw new DaemonException(500, "cannot start the VMM process");
