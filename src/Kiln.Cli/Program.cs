@@ -19,6 +19,8 @@ public static class Program
           run        boot a VM with the terminal as its serial console
           guest-kit  build a Linux kernel and busybox initramfs for guests ('guest-kit build')
           img        create, inspect, convert, check and resize disk images (raw, qcow2)
+          daemon     manage domains: persistent definitions, supervised VMMs, an HTTP/JSON API
+          list, define, start, shutdown, destroy, console, ...   virsh-style verbs (see 'kiln help domains')
           version    print Kiln's version
 
         'kiln <command> --help' describes a command.
@@ -29,6 +31,11 @@ public static class Program
         var args = argv.ToList();
         bool debug = args.Remove("--debug");
         KilnLog.DebugEnabled = debug;
+        if (args is ["help", "domains"])
+        {
+            System.Console.Out.WriteLine(DomainCommands.Help);
+            return 0;
+        }
         if (args.Count == 0 || args[0] is "-h" or "--help" or "help")
         {
             System.Console.Out.WriteLine(Usage);
@@ -48,6 +55,8 @@ public static class Program
                 "run" => RunCommand.Execute(rest),
                 "guest-kit" => GuestKitCommand.Execute(rest),
                 "img" => ImgCommand.Execute(rest),
+                "daemon" => DaemonCommand.Execute(rest),
+                _ when DomainCommands.Verbs.Contains(verb) => DomainCommands.Execute(verb, rest),
                 "version" or "--version" => PrintVersion(),
                 _ => throw new UsageException($"unknown command '{verb}' (see 'kiln --help')"),
             };
@@ -74,6 +83,9 @@ public static class Program
         "run" => RunCommand.Help,
         "guest-kit" => GuestKitCommand.Help,
         "img" => ImgCommand.Help,
+        "daemon" => DaemonCommand.Help,
+        "domains" => DomainCommands.Help,
+        _ when DomainCommands.Verbs.Contains(verb) => DomainCommands.Help,
         _ => Usage,
     };
 

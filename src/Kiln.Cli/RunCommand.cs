@@ -22,6 +22,8 @@ public static class RunCommand
         public List<Virtio.Net.NetDeviceOptions> Nics = [];
         public ConsoleKind Console = ConsoleKind.Serial;
         public VirtioTransportKind Transport = VirtioTransportKind.Pci;
+        public string? ControlSocket;
+        public string? Name;
     }
 
     private static readonly CliOptions<Settings> Options = new CliOptions<Settings>("run", "--kernel PATH [options]")
@@ -43,7 +45,10 @@ public static class RunCommand
         .Value("--transport", "pci|mmio", "how virtio devices appear: virtio-pci (default) or virtio-mmio",
             (s, v) => s.Transport = DeviceOptionParser.Choice<VirtioTransportKind>("--transport", v))
         .Flag("--no-reboot", "exit when the guest resets instead of rebooting", s => s.NoReboot = true)
-        .Flag("--stats", "print exit counts when the VM stops", s => s.Stats = true);
+        .Flag("--stats", "print exit counts when the VM stops", s => s.Stats = true)
+        .Value("--control-socket", "PATH", "serve the control protocol on this Unix socket (console goes there and to stdout)",
+            (s, v) => s.ControlSocket = v)
+        .Value("--name", "NAME", "the VM's name (reported on the control socket)", (s, v) => s.Name = v);
 
     public static string Help => Options.Help() + "\n\nConsole: C-a x exits, C-a h for help.";
 
@@ -62,6 +67,8 @@ public static class RunCommand
             NoReboot = settings.NoReboot, Disks = settings.Disks, Nics = settings.Nics, Rng = settings.Rng, Console = settings.Console,
             Transport = settings.Transport,
         };
+        if (settings.ControlSocket is not null)
+            return ControlledRun.Run(config, settings.ControlSocket, settings.Name, settings.Stats);
         return Run(config, settings.Stats);
     }
 
@@ -120,7 +127,7 @@ public static class RunCommand
         runner.RequestStop(MachineExit.UserStop($"terminating on signal {context.Signal}"));
     }
 
-    private static void PrintStats(VmmRunner runner)
+    internal static void PrintStats(VmmRunner runner)
     {
         KilnLog.Info($"boots: {runner.Boots}");
         foreach (var (reason, count) in runner.LastExitCounts)

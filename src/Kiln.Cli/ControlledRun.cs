@@ -1,0 +1,45 @@
+using System.Runtime.InteropServices;
+using Kiln.Vmm;
+using Kiln.Vmm.Control;
+
+namespace Kiln.Cli;
+
+/// <summary>`kiln run --control-socket PATH`: the VMM as the daemon starts it. No terminal: the console goes to the
+/// control socket's clients and to stdout (the daemon's log file); input comes from console clients.</summary>
+public static class ControlledRun
+{
+    public static int Run(VmConfig config, string socketPath, string? name, bool stats)
+    {
+        using var server = new ControlServer(socketPath, name, echoToStdout: true);
+        using var runner = new VmmRunner(config, server.OutputFd, server.InputFd);
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => Stop(c, runner));
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => Stop(c, runner));
+        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; });
+        server.Start(runner);
+        MachineExit exit;
+        try
+        {
+            exit = runner.Run();
+        }
+        catch (Exception e)
+        {
+            exit = MachineExit.Error(e.Message);
+            server.NotifyExit(exit);
+            throw;
+        }
+        if (stats)
+            RunCommand.PrintStats(runner);
+        server.NotifyExit(exit);
+        if (exit.Kind is MachineExitKind.TripleFault or MachineExitKind.Error)
+            KilnLog.Error(exit.Message);
+        else
+            KilnLog.Info($"{exit.Kind}: {exit.Message}");
+        return exit.ExitCode;
+    }
+
+    private static void Stop(PosixSignalContext context, VmmRunner runner)
+    {
+        context.Cancel = true;
+        runner.RequestStop(MachineExit.UserStop($"terminating on signal {context.Signal}"));
+    }
+}

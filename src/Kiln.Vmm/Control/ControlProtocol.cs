@@ -1,0 +1,53 @@
+using System.Text.Json.Serialization;
+
+namespace Kiln.Vmm.Control;
+
+/// <summary>The per-VM control socket's protocol: JSON lines over a Unix stream socket. A client sends one request
+/// per line and reads one response line. Two commands change the connection's mode after their response:
+/// <c>console</c> turns it into a raw byte stream (guest console output to the client, the client's bytes to the
+/// guest's console input), and <c>watch</c> turns it into a stream of <see cref="ControlEvent"/> lines that ends
+/// with an <c>exit</c> event just before the VMM exits.</summary>
+public sealed class ControlRequest
+{
+    /// <summary>status | pause | resume | shutdown | reset | stop | stats | console | watch</summary>
+    [JsonPropertyName("cmd")] public string Command { get; set; } = "";
+
+    /// <summary>For <c>console</c>: replay the recent console output (up to 64 KiB) first.</summary>
+    [JsonPropertyName("history")] public bool History { get; set; }
+}
+
+public sealed class ControlResponse
+{
+    [JsonPropertyName("ok")] public bool Ok { get; set; }
+    [JsonPropertyName("error")] public string? Error { get; set; }
+    [JsonPropertyName("name")] public string? Name { get; set; }
+    [JsonPropertyName("pid")] public int? Pid { get; set; }
+
+    /// <summary>running | paused | stopping</summary>
+    [JsonPropertyName("state")] public string? State { get; set; }
+    [JsonPropertyName("uptimeSeconds")] public double? UptimeSeconds { get; set; }
+    [JsonPropertyName("boots")] public int? Boots { get; set; }
+    [JsonPropertyName("vcpus")] public int? Vcpus { get; set; }
+    [JsonPropertyName("memoryBytes")] public ulong? MemoryBytes { get; set; }
+    [JsonPropertyName("exits")] public Dictionary<string, long>? Exits { get; set; }
+    [JsonPropertyName("unhandledPortReads")] public long? UnhandledPortReads { get; set; }
+    [JsonPropertyName("unhandledPortWrites")] public long? UnhandledPortWrites { get; set; }
+    [JsonPropertyName("consoleBytes")] public long? ConsoleBytes { get; set; }
+}
+
+/// <summary>A lifecycle event on a <c>watch</c> connection: paused, resumed, reboot, exit.</summary>
+public sealed class ControlEvent
+{
+    [JsonPropertyName("event")] public string Event { get; set; } = "";
+
+    /// <summary>For exit: the MachineExitKind (PowerOff, Reset, DebugExit, TripleFault, UserStop, Error).</summary>
+    [JsonPropertyName("kind")] public string? Kind { get; set; }
+    [JsonPropertyName("code")] public int? Code { get; set; }
+    [JsonPropertyName("message")] public string? Message { get; set; }
+}
+
+[JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(ControlRequest))]
+[JsonSerializable(typeof(ControlResponse))]
+[JsonSerializable(typeof(ControlEvent))]
+public sealed partial class ControlJsonContext : JsonSerializerContext;
