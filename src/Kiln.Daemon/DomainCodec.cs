@@ -347,8 +347,6 @@ public static partial class DomainCodec
             args.AddRange(["--cmdline", d.Os.Cmdline]);
         foreach (var disk in d.Disks.OrderBy(x => x.Target, StringComparer.Ordinal))
         {
-            if (disk.Format != "raw")
-                throw new DomainFormatException($"disks[{disk.Target}].format", $"disk {disk.Target}: format {disk.Format} is not supported by the VMM yet (raw)");
             string spec = disk.Path + $",format={disk.Format}" + (disk.ReadOnly ? ",ro" : "") + (disk.Serial is null ? "" : $",serial={disk.Serial}");
             args.AddRange(["--disk", spec]);
         }
