@@ -26,6 +26,12 @@ public static class KitBuilder
         }
 
         Directory.CreateDirectory(dir);
+        using var buildLock = BuildLock.Acquire(dir, say);
+        if (File.Exists(Path.Combine(dir, DoneStamp)))
+        {
+            UpdateLatest(options.CacheRoot, "latest", key);
+            return kit; // another build finished it while we waited
+        }
         string log = Path.Combine(dir, "build.log");
         File.WriteAllText(log, $"kiln guest-kit build {key}\n");
         var runner = new CommandRunner(log);
