@@ -51,7 +51,8 @@ public sealed class Machine : IMachineControl, IDisposable
     /// <summary>Every device's state, for snapshots and migration.</summary>
     public IReadOnlyList<IStateful> Devices => _devices;
     public GuestMemory Memory => _memory;
-    public BootEntry Boot { get; private set; } = null!;
+    /// <summary>Where the loaded kernel starts; null on a machine created for a restore.</summary>
+    public BootEntry? Boot { get; private set; }
     public IEnumerable<ExitCounters> ExitCounters => _runners.Select(r => r.Exits);
 
     /// <summary>Completes instructions KVM's own emulator cannot (see HOST.md: INT3, x87 control, ...).</summary>
@@ -59,10 +60,23 @@ public sealed class Machine : IMachineControl, IDisposable
 
     public bool IsStopping => Volatile.Read(ref _exit) is not null;
 
-    public static Machine Create(VmConfig config, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid, ISerialOutput console)
+    /// <summary>A machine ready to boot: kernel loaded, the boot vCPU at the kernel's entry.</summary>
+    public static Machine Create(VmConfig config, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid, ISerialOutput console) =>
+        Create(config, kvm, supportedCpuid, console, restoring: false, guestMemory: null);
+
+    /// <summary>A machine whose state will come from <see cref="RestoreState"/> (a snapshot or an incoming
+    /// migration): the same devices and vCPUs as for a boot, but no kernel is loaded and the vCPUs keep KVM's reset
+    /// state. <paramref name="guestMemory"/> (e.g. mapped from a snapshot file) becomes the guest's RAM and is
+    /// owned by the machine from then on; null gives fresh zeroed RAM.</summary>
+    public static Machine CreateForRestore(VmConfig config, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid,
+        ISerialOutput console, GuestMemory? guestMemory = null) =>
+        Create(config, kvm, supportedCpuid, console, restoring: true, guestMemory);
+
+    private static Machine Create(VmConfig config, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid, ISerialOutput console,
+        bool restoring, GuestMemory? guestMemory)
     {
         var vm = kvm.CreateVm();
-        GuestMemory? memory = null;
+        GuestMemory? memory = guestMemory;
         Machine? machine = null;
         try
         {
@@ -70,15 +84,16 @@ public sealed class Machine : IMachineControl, IDisposable
             vm.SetIdentityMapAddress(IdentityMapAddress);
             vm.CreateIrqchip();
             vm.CreatePit2(KvmPitConfig.SpeakerDummy);
-            memory = GuestMemory.Create(X86MemoryLayout.RamRegions(config.MemoryBytes));
+            memory ??= GuestMemory.Create(X86MemoryLayout.RamRegions(config.MemoryBytes));
             memory.RegisterWith(vm);
             machine = new Machine(config, vm, memory);
             machine.Fallback = new InstructionFallback(memory);
             machine.AddPlatformDevices(console);
             machine.AddVirtioDevices(console);
-            machine.Boot = KernelLoader.Load(memory, new BootRequest(config.KernelPath, config.InitrdPath,
-                machine.KernelCommandLine(), config.CpuCount));
-            machine.CreateVcpus(supportedCpuid);
+            if (!restoring)
+                machine.Boot = KernelLoader.Load(memory, new BootRequest(config.KernelPath, config.InitrdPath,
+                    machine.KernelCommandLine(), config.CpuCount));
+            machine.CreateVcpus(supportedCpuid, bootCpu: !restoring);
             return machine;
         }
         catch
@@ -159,7 +174,7 @@ public sealed class Machine : IMachineControl, IDisposable
             _devices.Add(stateful);
     }
 
-    private void CreateVcpus(KvmCpuidEntry2[] supportedCpuid)
+    private void CreateVcpus(KvmCpuidEntry2[] supportedCpuid, bool bootCpu)
     {
         for (int i = 0; i < Config.CpuCount; i++)
         {
@@ -167,8 +182,8 @@ public sealed class Machine : IMachineControl, IDisposable
             _vcpus.Add(vcpu);
             VcpuInitializer.Initialize(vcpu, supportedCpuid, Config.CpuCount);
             // Application processors stay in KVM's wait-for-SIPI state until the guest starts them.
-            if (i == 0)
-                BootCpuState.Apply(vcpu, Boot);
+            if (i == 0 && bootCpu)
+                BootCpuState.Apply(vcpu, Boot!);
             _runners.Add(new VcpuRunner(vcpu, this, Pio, Mmio, _memory));
         }
     }

@@ -60,7 +60,7 @@ public sealed class MachineStateTests
         }
 
         var outB = new CapturedOutput();
-        using var b = Machine.Create(Config, kvm, cpuid, outB);
+        using var b = Machine.CreateForRestore(Config, kvm, cpuid, outB);
         b.RestoreState(state);
         for (int i = 0; i < ram.Length; i++)
             b.Memory.Write(b.Memory.Regions[i].Start, ram[i]);
