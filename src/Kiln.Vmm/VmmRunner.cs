@@ -38,18 +38,33 @@ public sealed class VmmRunner : IDisposable
     /// <summary>Instructions the last machine's fallback emulator completed, by mnemonic, for --stats.</summary>
     public IReadOnlyList<(string Instruction, long Count)> LastFallbackCounts { get; private set; } = [];
 
-    public MachineExit Run()
+    /// <summary>Builds the first machine instead of a fresh boot: a snapshot restore or an incoming migration
+    /// returns a machine whose state is already loaded (<see cref="Machine.CreateForRestore"/>). A reboot after
+    /// that boots the configured kernel as usual. Called on the thread that calls <see cref="Run"/>.</summary>
+    public delegate Machine MachineFactory(Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid, Devices.Legacy.ISerialOutput console);
+
+    public MachineExit Run(MachineFactory? firstMachine = null)
     {
         _input?.Start();
         byte[]? cmos = null;
         while (true)
         {
-            Machine machine;
+            lock (_lock)
+                if (_stopRequest is not null)
+                    return _stopRequest;
+            // Built outside the lock: a restore or an incoming migration may take a while, and a stop request
+            // (a signal) must not wait for it.
+            var machine = firstMachine is not null
+                ? firstMachine(_kvm, _supportedCpuid, _output)
+                : Machine.Create(_config, _kvm, _supportedCpuid, _output);
+            firstMachine = null;
             lock (_lock)
             {
                 if (_stopRequest is not null)
+                {
+                    machine.Dispose();
                     return _stopRequest;
-                machine = Machine.Create(_config, _kvm, _supportedCpuid, _output);
+                }
                 // Battery-backed CMOS RAM (and the guest's clock setting) survive a reset, as on a PC.
                 if (cmos is not null)
                     machine.Cmos.RestoreState(new StateReader(cmos));
