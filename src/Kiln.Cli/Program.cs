@@ -69,7 +69,7 @@ public static class Program
         catch (Exception e) when (e is KvmException or BootException or GuestMemoryException or SystemCallException
                                        or StateFormatException or IOException or UnauthorizedAccessException
                                        or Virtio.Net.NetBackendException
-                                       or GuestKitException)
+                                       or GuestKitException or Vmm.Snapshot.SnapshotException)
         {
             KilnLog.Error(e.Message);
             if (debug)

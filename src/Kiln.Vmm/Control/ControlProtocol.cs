@@ -9,11 +9,15 @@ namespace Kiln.Vmm.Control;
 /// with an <c>exit</c> event just before the VMM exits.</summary>
 public sealed class ControlRequest
 {
-    /// <summary>status | pause | resume | shutdown | reset | stop | stats | console | watch</summary>
+    /// <summary>status | pause | resume | shutdown | reset | stop | stats | console | watch | save | snapshot</summary>
     [JsonPropertyName("cmd")] public string Command { get; set; } = "";
 
     /// <summary>For <c>console</c>: replay the recent console output (up to 64 KiB) first.</summary>
     [JsonPropertyName("history")] public bool History { get; set; }
+
+    /// <summary>For <c>save</c> (write a snapshot, then stop) and <c>snapshot</c> (write one, keep running): the
+    /// snapshot file, an absolute path on the VMM's host.</summary>
+    [JsonPropertyName("file")] public string? File { get; set; }
 }
 
 public sealed class ControlResponse
@@ -33,6 +37,12 @@ public sealed class ControlResponse
     [JsonPropertyName("unhandledPortReads")] public long? UnhandledPortReads { get; set; }
     [JsonPropertyName("unhandledPortWrites")] public long? UnhandledPortWrites { get; set; }
     [JsonPropertyName("consoleBytes")] public long? ConsoleBytes { get; set; }
+
+    /// <summary>For save/snapshot: the file's size, the RAM bytes actually written (zero pages are holes) and how
+    /// long the guest was paused for it.</summary>
+    [JsonPropertyName("snapshotBytes")] public long? SnapshotBytes { get; set; }
+    [JsonPropertyName("snapshotRamDataBytes")] public long? SnapshotRamDataBytes { get; set; }
+    [JsonPropertyName("pausedMs")] public double? PausedMs { get; set; }
 }
 
 /// <summary>A lifecycle event on a <c>watch</c> connection: paused, resumed, reboot, exit.</summary>
