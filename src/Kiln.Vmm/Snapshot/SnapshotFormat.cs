@@ -38,7 +38,8 @@ public static class SnapshotFormat
 
     public static void CheckFileHeader(ReadOnlySpan<byte> header)
     {
-        if (header.Length < 8 || !header[..8].SequenceEqual(Magic))
+        int compared = Math.Min(header.Length, Magic.Length);
+        if (header.Length == 0 || !header[..compared].SequenceEqual(Magic[..compared]))
             throw new SnapshotException("not a Kiln snapshot (bad magic)");
         if (header.Length < FileHeaderSize)
             throw new SnapshotException("snapshot truncated: the file header is cut short");
