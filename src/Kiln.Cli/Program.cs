@@ -21,6 +21,7 @@ public static class Program
           img        create, inspect, convert, check and resize disk images (raw, qcow2)
           daemon     manage domains: persistent definitions, supervised VMMs, an HTTP/JSON API
           list, define, start, shutdown, destroy, console, ...   virsh-style verbs (see 'kiln help domains')
+          save, restore, snapshot, snapshot-list, ...            snapshots (see 'kiln help snapshots')
           version    print Kiln's version
 
         'kiln <command> --help' describes a command.
@@ -31,6 +32,11 @@ public static class Program
         var args = argv.ToList();
         bool debug = args.Remove("--debug");
         KilnLog.DebugEnabled = debug;
+        if (args is ["help", "snapshots"])
+        {
+            System.Console.Out.WriteLine(SnapshotCommands.Help);
+            return 0;
+        }
         if (args is ["help", "domains"])
         {
             System.Console.Out.WriteLine(DomainCommands.Help);
@@ -57,6 +63,7 @@ public static class Program
                 "img" => ImgCommand.Execute(rest),
                 "daemon" => DaemonCommand.Execute(rest),
                 _ when DomainCommands.Verbs.Contains(verb) => DomainCommands.Execute(verb, rest),
+                _ when SnapshotCommands.Verbs.Contains(verb) => SnapshotCommands.Execute(verb, rest),
                 "version" or "--version" => PrintVersion(),
                 _ => throw new UsageException($"unknown command '{verb}' (see 'kiln --help')"),
             };
@@ -86,6 +93,8 @@ public static class Program
         "daemon" => DaemonCommand.Help,
         "domains" => DomainCommands.Help,
         _ when DomainCommands.Verbs.Contains(verb) => DomainCommands.Help,
+        "snapshots" => SnapshotCommands.Help,
+        _ when SnapshotCommands.Verbs.Contains(verb) => SnapshotCommands.Help,
         _ => Usage,
     };
 

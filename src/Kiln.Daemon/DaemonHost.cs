@@ -135,7 +135,7 @@ public static class DaemonHost
         return CryptographicOperations.FixedTimeEquals(given, token);
     }
 
-    private static async Task Write<T>(HttpContext ctx, int status, T value, JsonTypeInfo<T> type)
+    internal static async Task Write<T>(HttpContext ctx, int status, T value, JsonTypeInfo<T> type)
     {
         ctx.Response.StatusCode = status;
         ctx.Response.ContentType = "application/json";
@@ -143,7 +143,7 @@ public static class DaemonHost
     }
 
     /// <summary>Runs a handler, turning refusals into JSON errors with their status.</summary>
-    private static async Task Handle(HttpContext ctx, Func<Task> action)
+    internal static async Task Handle(HttpContext ctx, Func<Task> action)
     {
         try
         {
@@ -160,7 +160,7 @@ public static class DaemonHost
         }
     }
 
-    private static Task Message(HttpContext ctx, string message, string? state = null) =>
+    internal static Task Message(HttpContext ctx, string message, string? state = null) =>
         Write(ctx, 200, new MessageResponse { Message = message, State = state }, DaemonJsonContext.Default.MessageResponse);
 
     private static void MapRoutes(WebApplication app, Supervisor sup)
@@ -249,10 +249,11 @@ public static class DaemonHost
             Message(ctx, sup.DetachDisk(name, target))));
         app.MapGet("/v1/domains/{name}/console", (HttpContext ctx, string name) => Handle(ctx, () => ConsoleAsync(ctx, sup, name)));
         app.MapGet("/v1/events", ctx => EventsAsync(ctx, sup));
+        SnapshotRoutes.Map(app, sup);
         app.MapFallback(ctx => Write(ctx, 404, new ApiError { Error = $"no such route: {ctx.Request.Method} {ctx.Request.Path}" }, json.ApiError));
     }
 
-    private static async Task<T> ReadJson<T>(HttpContext ctx, JsonTypeInfo<T> type) where T : class
+    internal static async Task<T> ReadJson<T>(HttpContext ctx, JsonTypeInfo<T> type) where T : class
     {
         try
         {

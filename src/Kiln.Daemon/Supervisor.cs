@@ -12,7 +12,7 @@ namespace Kiln.Daemon;
 /// --control-socket` per running domain, in its own session so it outlives the daemon) and their states. A domain's
 /// state comes from its VMM's watch connection: events while it runs, an exit event when it ends cleanly, and a
 /// connection that drops without one when the VMM died (crashed).</summary>
-public sealed class Supervisor : IDisposable
+public sealed partial class Supervisor : IDisposable
 {
     private readonly DomainStore _store;
     private readonly string[] _kilnCommand;
@@ -228,13 +228,15 @@ public sealed class Supervisor : IDisposable
         Publish(name, "started");
     }
 
-    private async Task LaunchAsync(Domain domain)
+    /// <param name="runArguments">The `kiln run` arguments; null: those of the definition (a boot). A restore
+    /// passes `--restore FILE`.</param>
+    private async Task LaunchAsync(Domain domain, List<string>? runArguments = null, string reason = "booted")
     {
         var d = domain.Definition;
         string socketPath = _store.SocketPath(d.Name);
         string logPath = _store.LogPath(d.Name);
         File.Delete(socketPath);
-        var args = DomainCodec.RunArguments(d);
+        var args = runArguments ?? DomainCodec.RunArguments(d);
         args.AddRange(["--control-socket", socketPath, "--name", d.Name]);
         // sh execs setsid which execs kiln: the pid stays the VMM's, and the VMM gets its own session so that
         // neither a daemon restart nor a signal to the daemon's process group reaches it.
@@ -258,9 +260,10 @@ public sealed class Supervisor : IDisposable
             if (child.HasExited)
             {
                 string log = ReadFrom(logPath, logStart).Trim();
+                int status = child.ExitCode; // read before Dispose, which forgets it
                 domain.Child = null;
                 child.Dispose();
-                throw new DaemonException(500, $"the VMM exited at start (status {child.ExitCode}): {LastLine(log)}");
+                throw new DaemonException(500, $"the VMM exited at start (status {status}): {LastLine(log)}");
             }
             if (File.Exists(socketPath))
             {
@@ -290,7 +293,7 @@ public sealed class Supervisor : IDisposable
         _store.SaveRuntime(d.Name, runtime);
         await StartWatchAsync(domain, socket);
         domain.State = DomainState.Running;
-        domain.Reason = "booted";
+        domain.Reason = reason;
     }
 
     private static string ReadFrom(string path, long offset)

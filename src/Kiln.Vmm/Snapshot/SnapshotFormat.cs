@@ -16,7 +16,7 @@ namespace Kiln.Vmm.Snapshot;
 /// bad magic, another version, a truncated file or a flipped bit in the state is refused before anything runs.
 /// RAM payload CRCs are NOT checked on open: reading the RAM would defeat the lazy restore (the guest resumes
 /// before its memory is read). They are checked by <see cref="SnapshotFile.VerifyRam"/> (<c>--verify</c> on
-/// restore, or <c>kiln snapshot verify FILE</c>); the file's length is always checked against every RAM
+/// restore, or <c>kiln snapshot-verify FILE</c>); the file's length is always checked against every RAM
 /// section, so a truncated RAM payload is refused on open too.</summary>
 public static class SnapshotFormat
 {
