@@ -25,4 +25,42 @@ public static class Crc32C
     }
 
     public static uint Finish(uint crc) => ~crc;
+
+    // The reflected polynomial; bit 31 stands for x^0.
+    private const uint Polynomial = 0x82F6_3B78;
+    private static readonly uint[] PowersOfTwo = BuildPowers();
+
+    /// <summary>The running value after <paramref name="count"/> zero bytes, in O(log count) time: appending zeros
+    /// multiplies the CRC register by x^(8 count) modulo the polynomial, so a snapshot's holes cost no reading.</summary>
+    public static uint AppendZeros(uint crc, ulong count)
+    {
+        uint power = 1u << 31; // x^0
+        for (int k = 3; count != 0; count >>= 1, k++)
+            if ((count & 1) != 0)
+                power = MultiplyModP(PowersOfTwo[k], power);
+        return MultiplyModP(power, crc);
+    }
+
+    /// <summary>a(x) b(x) mod P(x), both reflected.</summary>
+    private static uint MultiplyModP(uint a, uint b)
+    {
+        uint product = 0;
+        for (uint m = 1u << 31; m != 0; m >>= 1)
+        {
+            if ((a & m) != 0)
+                product ^= b;
+            b = (b & 1) != 0 ? (b >> 1) ^ Polynomial : b >> 1;
+        }
+        return product;
+    }
+
+    /// <summary>x^(2^k) mod P for k = 0..66: enough for any 64-bit byte count (8 count = 2^(k) with k up to 66).</summary>
+    private static uint[] BuildPowers()
+    {
+        var table = new uint[67];
+        table[0] = 1u << 30; // x^1
+        for (int k = 1; k < table.Length; k++)
+            table[k] = MultiplyModP(table[k - 1], table[k - 1]);
+        return table;
+    }
 }

@@ -67,18 +67,37 @@ public static class SnapshotWriter
     }
 
     /// <summary>Writes one region page-aligned, skipping all-zero pages (holes), and its CRC over all its bytes.
-    /// The header goes last, once the CRC is known.</summary>
+    /// Pages the guest never touched are not even read (<see cref="PopulatedPages"/>): their CRC contribution is
+    /// computed, not scanned. The header goes last, once the CRC is known.</summary>
     private static long WriteRam(SafeFileHandle file, long headerOffset, GuestMemory memory, GuestRegion region, ref long written)
     {
         long payload = SnapshotFormat.PayloadOffset(SnapshotSectionType.Ram, headerOffset);
         uint crc = Crc32C.Start;
-        for (ulong done = 0; done < region.Size;)
+        ulong position = 0;
+        foreach (var (start, length) in PopulatedPages.Ranges(region))
         {
-            int chunkLength = (int)Math.Min((ulong)ChunkBytes, region.Size - done);
-            ReadOnlySpan<byte> chunk = memory.GetSpan(region.Start + done, chunkLength);
+            crc = Crc32C.AppendZeros(crc, start - position);
+            crc = WriteRange(file, payload, memory, region, start, length, crc, ref written);
+            position = start + length;
+        }
+        crc = Crc32C.AppendZeros(crc, region.Size - position);
+        Span<byte> header = stackalloc byte[SnapshotSectionHeader.Size];
+        new SnapshotSectionHeader(SnapshotSectionType.Ram, region.Size, region.Start.Value, Crc32C.Finish(crc)).Write(header);
+        RandomAccess.Write(file, header, headerOffset);
+        return payload + (long)region.Size;
+    }
+
+    /// <summary>Writes [start, start+length) of a region, each run of non-zero pages with one call.</summary>
+    private static uint WriteRange(SafeFileHandle file, long payload, GuestMemory memory, GuestRegion region, ulong start,
+        ulong length, uint crc, ref long written)
+    {
+        int page = (int)SnapshotFormat.PageSize;
+        for (ulong done = 0; done < length;)
+        {
+            int chunkLength = (int)Math.Min((ulong)ChunkBytes, length - done);
+            ulong chunkOffset = start + done;
+            ReadOnlySpan<byte> chunk = memory.GetSpan(region.Start + chunkOffset, chunkLength);
             crc = Crc32C.Append(crc, chunk);
-            // Write each run of non-zero pages with one call.
-            int page = (int)SnapshotFormat.PageSize;
             for (int at = 0; at < chunkLength;)
             {
                 if (IsZero(chunk.Slice(at, page)))
@@ -89,16 +108,13 @@ public static class SnapshotWriter
                 int runEnd = at + page;
                 while (runEnd < chunkLength && !IsZero(chunk.Slice(runEnd, page)))
                     runEnd += page;
-                RandomAccess.Write(file, chunk[at..runEnd], payload + (long)done + at);
+                RandomAccess.Write(file, chunk[at..runEnd], payload + (long)chunkOffset + at);
                 written += runEnd - at;
                 at = runEnd;
             }
             done += (ulong)chunkLength;
         }
-        Span<byte> header = stackalloc byte[SnapshotSectionHeader.Size];
-        new SnapshotSectionHeader(SnapshotSectionType.Ram, region.Size, region.Start.Value, Crc32C.Finish(crc)).Write(header);
-        RandomAccess.Write(file, header, headerOffset);
-        return payload + (long)region.Size;
+        return crc;
     }
 
     private static bool IsZero(ReadOnlySpan<byte> page) => page.SequenceEqual(Zeros);

@@ -230,3 +230,18 @@ public sealed class SnapshotFormatTests : IDisposable
         RandomAccess.Write(f, bytes, offset);
     }
 }
+
+public sealed class Crc32CZerosTests
+{
+    [Theory]
+    [InlineData(0UL)]
+    [InlineData(1UL)]
+    [InlineData(7UL)]
+    [InlineData(4096UL)]
+    [InlineData(1234567UL)]
+    public void AppendingZerosEqualsScanningThem(ulong count)
+    {
+        uint seed = Crc32C.Append(Crc32C.Start, "prefix"u8);
+        Assert.Equal(Crc32C.Append(seed, new byte[count]), Crc32C.AppendZeros(seed, count));
+    }
+}
