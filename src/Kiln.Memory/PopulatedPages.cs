@@ -13,6 +13,7 @@ public static class PopulatedPages
     /// <summary>[offset, offset+length) ranges within <paramref name="region"/>, page-aligned and in order, outside
     /// which every byte is zero. A file-backed region (whose untouched pages hold the file's data) or an unreadable
     /// pagemap gives the whole region.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static List<(ulong Offset, ulong Length)> Ranges(GuestRegion region)
     {
         var whole = new List<(ulong, ulong)> { (0, region.Size) };

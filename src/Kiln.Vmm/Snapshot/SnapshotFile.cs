@@ -110,6 +110,7 @@ public sealed class SnapshotFile : IDisposable
         GuestMemory.MapFile(_file, Ram.Select(r => (r.Start, r.Size, r.FileOffset)));
 
     /// <summary>Reads every RAM section and checks its CRC (what the open skips to keep the restore lazy).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public void VerifyRam()
     {
         var buffer = new byte[1 << 20];

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Kiln.Memory;
 using Microsoft.Win32.SafeHandles;
 
@@ -87,7 +88,9 @@ public static class SnapshotWriter
         return payload + (long)region.Size;
     }
 
-    /// <summary>Writes [start, start+length) of a region, each run of non-zero pages with one call.</summary>
+    /// <summary>Writes [start, start+length) of a region, each run of non-zero pages with one call. Optimized from
+    /// the first call (see <see cref="Crc32C.Append"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static uint WriteRange(SafeFileHandle file, long payload, GuestMemory memory, GuestRegion region, ulong start,
         ulong length, uint crc, ref long written)
     {
