@@ -85,7 +85,9 @@ public sealed class SnapshotGuestTests(ITestOutputHelper log) : IDisposable
             var line = JsonSerializer.Serialize(new Dictionary<string, string?> { ["cmd"] = cmd, ["file"] = file }) + "\n";
             s.Send(Encoding.UTF8.GetBytes(line));
             using var reader = new StreamReader(new NetworkStream(s));
-            return JsonDocument.Parse(reader.ReadLine()!).RootElement;
+            string reply = reader.ReadLine() ?? throw new InvalidOperationException(
+                $"the VMM closed its control socket without answering '{cmd}':\n{Output}{_err}");
+            return JsonDocument.Parse(reply).RootElement;
         }
 
         public void Dispose()

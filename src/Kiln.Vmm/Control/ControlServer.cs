@@ -28,6 +28,7 @@ public sealed class ControlServer : IDisposable
     private long _consoleBytes;
     private VmmRunner? _runner;
     private bool _paused;
+    private bool _saved;
     private bool _closed;
 
     public ControlServer(string path, string? name, bool echoToStdout)
@@ -109,6 +110,9 @@ public sealed class ControlServer : IDisposable
                 Send(client, response);
                 if (!response.Ok)
                     continue;
+                // Only once the client has its answer: stopping ends the process, which could cut the reply off.
+                if (request.Command == "save")
+                    _runner!.RequestStop(MachineExit.UserStop($"saved to {request.File}"));
                 if (request.Command == "console")
                 {
                     keep = true;
@@ -167,6 +171,8 @@ public sealed class ControlServer : IDisposable
                     return Fail("the machine is not running");
                 lock (_lock)
                 {
+                    if (_saved)
+                        return Fail("the machine was saved and is stopping");
                     if (_paused)
                         machine.Resume();
                     _paused = false;
@@ -210,7 +216,7 @@ public sealed class ControlServer : IDisposable
             case "console" or "watch":
                 return Ok();
             case "save" or "snapshot":
-                return SaveSnapshot(request, runner, machine);
+                return SaveSnapshot(request, machine);
             default:
                 return Fail($"unknown command '{request.Command}' (status, pause, resume, shutdown, reset, stop, stats, console, watch, save, snapshot)");
         }
@@ -218,7 +224,7 @@ public sealed class ControlServer : IDisposable
 
     /// <summary><c>save</c>: pause, write, stop the VM (virsh save). <c>snapshot</c>: pause, write, resume (unless
     /// a client had paused it). The lock keeps pause/resume requests out while the file is written.</summary>
-    private ControlResponse SaveSnapshot(ControlRequest request, VmmRunner runner, Machine? machine)
+    private ControlResponse SaveSnapshot(ControlRequest request, Machine? machine)
     {
         if (machine is null)
             return Fail("the machine is not running");
@@ -229,7 +235,7 @@ public sealed class ControlServer : IDisposable
         var paused = Stopwatch.StartNew();
         lock (_lock)
         {
-            if (machine.IsStopping)
+            if (machine.IsStopping || _saved)
                 return Fail("the machine is stopping");
             if (!_paused)
                 machine.Pause();
@@ -243,8 +249,9 @@ public sealed class ControlServer : IDisposable
                     machine.Resume();
                 return Fail(e.Message);
             }
+            // A saved machine stays paused until Serve stops it, after sending this reply.
             if (save)
-                runner.RequestStop(MachineExit.UserStop($"saved to {request.File}"));
+                _saved = true;
             else if (!_paused)
                 machine.Resume();
         }
