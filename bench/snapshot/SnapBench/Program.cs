@@ -7,6 +7,7 @@ using Kiln.Vmm;
 using Kiln.Vmm.Snapshot;
 
 // Usage: SnapBench GUEST_ELF MEMORY_MIB FILL_MIB FILE [ROUNDS]
+//        SnapBench --components MIB FILE [prealloc]: CRC, zero-scan and pwrite costs of a save, one by one.
 //        SnapBench --components MIB FILE [prealloc]   (CRC, zero scan and pwrite costs of a save, separately)
 // Boots the counter test guest (FILL_MIB of its RAM written with a pattern), saves it ROUNDS times (paused), then
 // restores it ROUNDS times in this process, timing open -> vCPUs resumed and open -> first guest tick after the
