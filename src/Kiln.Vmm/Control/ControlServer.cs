@@ -190,7 +190,11 @@ public sealed class ControlServer : IDisposable
                 if (machine is null)
                     return Fail("the machine is not running");
                 lock (_lock)
+                {
+                    if (_saved)
+                        return Fail("the machine was saved and is stopping");
                     _paused = false;
+                }
                 machine.RequestStop(MachineExit.Reset("reboot requested through the control socket"));
                 Broadcast(new ControlEvent { Event = "reboot" });
                 return Ok();
