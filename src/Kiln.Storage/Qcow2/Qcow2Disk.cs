@@ -6,8 +6,9 @@ namespace Kiln.Storage.Qcow2;
 /// chain for unallocated clusters); writes to a cluster the image does not own copy the whole cluster into a newly
 /// allocated one (data, then refcount, sync, then the L2 entry, L1 last). The L2 entries of completed requests are
 /// written in batches (<see cref="DeferredMappings"/>): at a flush, when <see cref="CommitThreshold"/> are waiting,
-/// five seconds after the first one (as the kernel writes back dirty pages), and at dispose — so a crash loses at most unflushed writes and leaks their clusters,
-/// and an allocating write costs no fsync of its own. All public calls hold one lock.</summary>
+/// <see cref="CommitDelay"/> after the first one, and at dispose. So an allocating write costs no fsync of its own,
+/// and a crash loses at most writes the guest had not flushed (their clusters leak). All public calls hold one
+/// lock.</summary>
 public sealed class Qcow2Disk : IDiskBackend
 {
     private readonly object _gate = new();
@@ -45,7 +46,8 @@ public sealed class Qcow2Disk : IDiskBackend
     /// <summary>Deferred L2 entries that force a commit (each costs 8 bytes of memory until then).</summary>
     public const int CommitThreshold = 4096;
 
-    /// <summary>How long a completed allocating write may wait for its L2 entry to reach the file.</summary>
+    /// <summary>How long a completed allocating write may wait for its L2 entry to reach the file (about as long as
+    /// the kernel lets dirty pages wait).</summary>
     public static readonly TimeSpan CommitDelay = TimeSpan.FromSeconds(5);
 
     public string Path => _file.Path;
