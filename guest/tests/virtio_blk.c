@@ -2,7 +2,8 @@
  * test=virtio-blk: first virtio-blk on transport=pci|mmio. Prints capacity and
  * an FNV-1a checksum of sectors 0..nread-1; optionally id=1 (GET_ID), write=1
  * (pattern to sector=S count=C, read back, compare), flush=1, ro=1 (a write must
- * fail with IOERR), bench=1 (mib=M sequential in req=K KiB, ops=N 4 KiB random).
+ * fail with IOERR), bench=1 (mib=M sequential in req=K KiB, ops=N 4 KiB random;
+ * with wbench=1 also the same sequential and random volume written).
  */
 #include "tests.h"
 #include "virtio_blk.h"
@@ -113,6 +114,36 @@ static int bench(struct vblk *b, const char *cmdline)
         }
     }
     rate("rand-read-4k", ops * 4096, ops, rdtsc() - t0);
+    if (!arg_u64(cmdline, "wbench", 0))
+        return 0;
+
+    for (uint64_t i = 0; i < req_kib * 1024; i++)
+        buf[i] = (uint8_t)(i * 13 + 7);
+    sector = 0;
+    t0 = rdtsc();
+    for (uint64_t i = 0; i < reqs; i++) {
+        if (sector + sectors > b->capacity)
+            sector = 0;
+        int st = vblk_request(b, VBLK_T_OUT, sector, buf, (uint32_t)(req_kib * 1024));
+        if (st != VBLK_S_OK) {
+            printf("virtio-blk: bench write failed at sector %lu: %d\n", (unsigned long)sector, st);
+            return 1;
+        }
+        sector += sectors;
+    }
+    rate("seq-write", reqs * req_kib * 1024, reqs, rdtsc() - t0);
+
+    x = 0x2545f4914f6cdd1dull;
+    t0 = rdtsc();
+    for (uint64_t i = 0; i < ops; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int st = vblk_request(b, VBLK_T_OUT, (x % slots) * 8, buf, 4096);
+        if (st != VBLK_S_OK) {
+            printf("virtio-blk: bench random write failed: %d\n", st);
+            return 1;
+        }
+    }
+    rate("rand-write-4k", ops * 4096, ops, rdtsc() - t0);
     return 0;
 }
 

@@ -5,6 +5,10 @@
  * ARP requests for its own address meanwhile. Returns 0 if every echo came back.
  * Header: virtio_net_hdr_v1 (12 bytes, VERSION_1), no offloads; mrg=1 asks for
  * MRG_RXBUF and checks num_buffers == 1 (buffers hold a whole frame).
+ * bench=1 [frames=N]: instead of pinging, measures throughput (bench/io): TX of
+ * N UDP frames of 60 and of 1514 bytes to the peer's discard port with the ring
+ * kept full, then RX: asks the peer (a sender on UDP port 5555) for N frames of
+ * each size and counts what arrives on port 5556 until N or a 300 ms gap.
  */
 #include "tests.h"
 #include "virtio.h"
@@ -222,6 +226,164 @@ static void print_mac(const char *what, const uint8_t *m)
     printf("%s%02x:%02x:%02x:%02x:%02x:%02x\n", what, m[0], m[1], m[2], m[3], m[4], m[5]);
 }
 
+#define BENCH_PORT_ASK  5555
+#define BENCH_PORT_RX   5556
+
+static uint8_t *udp_frame(struct net *n, uint8_t *buf, size_t frame_len, uint16_t sport, uint16_t dport, uint16_t id)
+{
+    memset(buf, 0, NET_HDR);
+    uint8_t *f = buf + NET_HDR;
+    memcpy(f, n->peer_mac, 6);
+    memcpy(f + 6, n->mac, 6);
+    put16(f + 12, 0x0800);
+    uint8_t *ip = f + 14, *udp = ip + 20;
+    size_t ip_len = frame_len - 14;
+    memset(ip, 0, 20);
+    ip[0] = 0x45;
+    put16(ip + 2, (uint16_t)ip_len);
+    put16(ip + 4, id);
+    put16(ip + 6, 0x4000);
+    ip[8] = 64;
+    ip[9] = 17;                         /* UDP */
+    put32(ip + 12, n->ip);
+    put32(ip + 16, n->peer);
+    put16(ip + 10, inet_csum(ip, 20));
+    put16(udp, sport);
+    put16(udp + 2, dport);
+    put16(udp + 4, (uint16_t)(ip_len - 20));
+    put16(udp + 6, 0);                  /* no UDP checksum */
+    return udp + 8;
+}
+
+static void bench_rate(const char *what, uint64_t frames, uint64_t bytes, uint64_t cycles)
+{
+    uint64_t us = cycles / (tsc_hz() / 1000000);
+    if (!us)
+        us = 1;
+    uint64_t mbs100 = bytes * 100 / us;
+    printf("net: bench %s: %lu frames %lu bytes %lu us: %lu pps %lu.%02lu MB/s\n", what, (unsigned long)frames,
+           (unsigned long)bytes, (unsigned long)us, (unsigned long)(frames * 1000000 / us),
+           (unsigned long)(mbs100 / 100), (unsigned long)(mbs100 % 100));
+}
+
+/* TX: the ring kept full of prebuilt frames; reclaimed as the device uses them, kicked per refill. */
+static int bench_tx(struct net *n, uint8_t **bufs, unsigned nbufs, size_t frame_len, uint64_t frames)
+{
+    struct virtq *q = &n->dev->vq[1];
+    unsigned next_buf = 0;
+    for (unsigned i = 0; i < nbufs; i++)
+        udp_frame(n, bufs[i], frame_len, 5557, 9, (uint16_t)i);
+    uint64_t sent = 0, done = 0, t0 = rdtsc(), limit = t0 + 10 * tsc_hz();
+    while (done < frames) {
+        uint16_t old = q->avail_idx;
+        while (sent < frames && q->num_free > 0) {
+            struct virtio_buf b = { (uintptr_t)bufs[next_buf], (uint32_t)(NET_HDR + frame_len), false };
+            int head = virtq_add(q, &b, 1, false);
+            if (head < 0)
+                return head;
+            next_buf = (next_buf + 1) % nbufs;
+            sent++;
+        }
+        if (q->avail_idx != old)
+            virtq_kick(n->dev, q, old);
+        while (virtq_get_used(q, 0) >= 0)
+            done++;
+        if (rdtsc() > limit) {
+            printf("net: bench tx stalled after %lu of %lu frames\n", (unsigned long)done, (unsigned long)frames);
+            return VIRTIO_ETIMEDOUT;
+        }
+        cpu_relax();
+    }
+    char what[16];
+    snprintf(what, sizeof(what), "tx-%u", (unsigned)frame_len);
+    bench_rate(what, frames, frames * frame_len, rdtsc() - t0);
+    return 0;
+}
+
+/* RX: asks the peer for `frames` frames of frame_len bytes, counts those that reach BENCH_PORT_RX. */
+static int bench_rx(struct net *n, size_t frame_len, uint64_t frames)
+{
+    struct virtq *q = &n->dev->vq[0];
+    uint8_t *ask = udp_frame(n, n->tx, 14 + 20 + 8 + 24, BENCH_PORT_RX, BENCH_PORT_ASK, 1);
+    snprintf((char *)ask, 24, "%lu %u", (unsigned long)frames, (unsigned)frame_len);
+    if (send_frame(n, 14 + 20 + 8 + 24) < 0)
+        return VIRTIO_EIO;
+    uint64_t got = 0, bytes = 0, first = 0, last = 0, hz = tsc_hz();
+    uint64_t deadline = rdtsc() + 3 * hz;
+    while (got < frames) {
+        uint64_t now = rdtsc();
+        if ((got == 0 && now > deadline) || (got > 0 && now - last > hz / 1000 * 300))
+            break;
+        uint32_t len;
+        int head = virtq_get_used(q, &len);
+        if (head < 0) {
+            cpu_relax();
+            continue;
+        }
+        if (head >= q->size || !n->rx[head] || len < NET_HDR || len > RX_BUF_SIZE) {
+            printf("net: bad RX used element id %d len %u\n", head, len);
+            return VIRTIO_EIO;
+        }
+        uint8_t *buf = n->rx[head], *f = buf + NET_HDR;
+        n->rx[head] = 0;
+        uint32_t flen = len - NET_HDR;
+        if (flen >= 42 && get16(f + 12) == 0x0800 && f[23] == 17 && get16(f + 36) == BENCH_PORT_RX) {
+            if (got == 0)
+                first = rdtsc();
+            got++;
+            bytes += flen;
+            last = rdtsc();
+        } else {
+            uint16_t seq;
+            handle_frame(n, f, flen, &seq);     /* answers ARP meanwhile */
+        }
+        int err = post_rx(n, buf);
+        if (err < 0)
+            return err;
+    }
+    char what[16];
+    snprintf(what, sizeof(what), "rx-%u", (unsigned)frame_len);
+    if (got < 2) {
+        printf("net: bench %s: %lu frames arrived\n", what, (unsigned long)got);
+        return VIRTIO_ETIMEDOUT;
+    }
+    /* first..last spans got-1 inter-arrival gaps */
+    bench_rate(what, got - 1, bytes - bytes / got, last - first);
+    printf("net: bench %s: %lu of %lu frames arrived\n", what, (unsigned long)got, (unsigned long)frames);
+    return 0;
+}
+
+static int bench(struct net *n, const char *cmdline)
+{
+    uint64_t frames = arg_u64(cmdline, "frames", 100000);
+    struct virtq *tq = &n->dev->vq[1];
+    unsigned nbufs = tq->size;
+    uint8_t **bufs = virtio_alloc(sizeof(uint8_t *) * nbufs, 64);
+    for (unsigned i = 0; i < nbufs; i++)
+        if (!(bufs[i] = virtio_alloc(NET_HDR + FRAME_MAX + 64, 64)))
+            return 1;
+    int fails = 0;
+    static const size_t sizes[] = { 60, FRAME_MAX };
+    for (unsigned s = 0; s < 2; s++)
+        fails += bench_tx(n, bufs, nbufs, sizes[s], frames) < 0;
+    for (unsigned s = 0; s < 2; s++) {
+        fails += bench_rx(n, sizes[s], frames) < 0;
+        /* let the rest of a burst drain before the next one */
+        uint64_t quiet = rdtsc() + tsc_hz() / 10;
+        uint32_t len;
+        while (rdtsc() < quiet) {
+            int head = virtq_get_used(&n->dev->vq[0], &len);
+            if (head >= 0 && head < n->dev->vq[0].size && n->rx[head]) {
+                uint8_t *buf = n->rx[head];
+                n->rx[head] = 0;
+                post_rx(n, buf);
+            }
+        }
+    }
+    printf("net: bench %s\n", fails ? "FAILED" : "done");
+    return fails ? 1 : 0;
+}
+
 int test_virtio_net(const char *cmdline)
 {
     struct net *n = virtio_alloc(sizeof(*n), 64);
@@ -257,7 +419,8 @@ int test_virtio_net(const char *cmdline)
     print_mac("mac ", n->mac);
 
     n->tx = virtio_alloc(NET_HDR + FRAME_MAX + 64, 64);
-    unsigned nrx = n->dev->vq[0].size < RX_BUFS ? n->dev->vq[0].size : RX_BUFS;
+    unsigned want_rx = arg_u64(cmdline, "bench", 0) ? VIRTIO_QUEUE_SIZE : RX_BUFS;
+    unsigned nrx = n->dev->vq[0].size < want_rx ? n->dev->vq[0].size : want_rx;
     for (unsigned i = 0; i < nrx; i++)
         if ((err = post_rx(n, virtio_alloc(RX_BUF_SIZE, 64))) < 0) {
             printf("net: posting RX buffers failed: %s\n", virtio_strerror(err));
@@ -277,6 +440,8 @@ int test_virtio_net(const char *cmdline)
         return 1;
     }
     print_mac("net: arp reply from ", n->peer_mac);
+    if (arg_u64(cmdline, "bench", 0))
+        return bench(n, cmdline);
 
     uint64_t replies = 0;
     for (uint64_t i = 1; i <= count; i++) {

@@ -13,7 +13,10 @@ internal sealed class ClusterMap
     private readonly ClusterCache _l2 = new(64);
     private readonly int _clusterBits;
     private readonly int _version;
+    private readonly Func<ulong, byte[]> _loadL2;
     private ulong[] _l1;
+    private ulong _lastL2Offset;
+    private byte[]? _lastL2;
 
     public ClusterMap(ImageFile file, Qcow2Header header, MetadataGuard guard, RefcountTable refcounts)
     {
@@ -22,6 +25,7 @@ internal sealed class ClusterMap
         _refcounts = refcounts;
         _clusterBits = header.ClusterBits;
         _version = header.Version;
+        _loadL2 = ReadL2;
         L1Offset = header.L1TableOffset;
         var raw = new byte[header.L1Bytes];
         file.ReadExact(L1Offset, raw, "L1 table");
@@ -60,6 +64,7 @@ internal sealed class ClusterMap
             _file.Write(offset, table);
             _refcounts.Sync();
             _l2.Put(offset, table);
+            (_lastL2Offset, _lastL2) = (offset, table);
             WriteL1(l1Index, offset | L2Entry.CopiedFlag);
             return;
         }
@@ -69,6 +74,40 @@ internal sealed class ClusterMap
         BinaryPrimitives.WriteUInt64BigEndian(cached.AsSpan(l2Index * 8), raw);
         _file.Write(l2 + (ulong)l2Index * 8, cached.AsSpan(l2Index * 8, 8));
     }
+
+    /// <summary>Sets many entries (sorted by guest cluster), one write per L2 table: the span from the first to the
+    /// last changed entry, whose other entries are rewritten with the values the file already holds (the cache is
+    /// write-through). A new L2 table is written whole and synced before its L1 entry.</summary>
+    public void SetMany(IReadOnlyList<(ulong GuestCluster, ulong Raw)> entries)
+    {
+        int i = 0;
+        while (i < entries.Count)
+        {
+            ulong l1Index = entries[i].GuestCluster >> L2Bits;
+            int end = i;
+            while (end < entries.Count && entries[end].GuestCluster >> L2Bits == l1Index)
+                end++;
+            if (end - i == 1 || L2Offset(l1Index) == 0)
+            {
+                // One entry, or a new table: Set writes the first (allocating the table), the rest land in the cache.
+                Set(entries[i].GuestCluster, entries[i].Raw);
+                i++;
+                if (i == end)
+                    continue;
+            }
+            if ((_l1[l1Index] & L2Entry.CopiedFlag) == 0)
+                throw new ImageFormatException($"{_file.Path}: L2 table {L2Offset(l1Index)} is shared (internal snapshot); writing it is not supported");
+            ulong l2 = L2Offset(l1Index);
+            var table = LoadL2(l2);
+            int first = L2Index(entries[i].GuestCluster), last = L2Index(entries[end - 1].GuestCluster);
+            for (int k = i; k < end; k++)
+                BinaryPrimitives.WriteUInt64BigEndian(table.AsSpan(L2Index(entries[k].GuestCluster) * 8), entries[k].Raw);
+            _file.Write(l2 + (ulong)first * 8, table.AsSpan(first * 8, (last - first + 1) * 8));
+            i = end;
+        }
+    }
+
+    private int L2Index(ulong guestCluster) => (int)(guestCluster & ((1UL << L2Bits) - 1));
 
     /// <summary>Replaces the L1 table with a longer one (resize): the new table is written and synced, then the header
     /// switches to it, then the old table's clusters are freed.</summary>
@@ -118,11 +157,23 @@ internal sealed class ClusterMap
         return entry & L2Entry.OffsetMask;
     }
 
-    private byte[] LoadL2(ulong offset) => _l2.Get(offset, o =>
+    /// <summary>The table at <paramref name="offset"/>; the last one used is kept aside, since sequential and
+    /// local accesses hit the same table again and again.</summary>
+    private byte[] LoadL2(ulong offset)
     {
-        _guard.Check(o, "L2 table");
-        var table = new byte[ClusterSize];
-        _file.ReadExact(o, table, "L2 table");
+        if (offset == _lastL2Offset && _lastL2 is { } last)
+            return last;
+        var table = _l2.Get(offset, _loadL2);
+        _lastL2Offset = offset;
+        _lastL2 = table;
         return table;
-    });
+    }
+
+    private byte[] ReadL2(ulong offset)
+    {
+        _guard.Check(offset, "L2 table");
+        var table = new byte[ClusterSize];
+        _file.ReadExact(offset, table, "L2 table");
+        return table;
+    }
 }

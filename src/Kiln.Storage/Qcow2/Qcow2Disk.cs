@@ -4,7 +4,11 @@ namespace Kiln.Storage.Qcow2;
 
 /// <summary>A qcow2 image as a virtio-blk backend. Reads walk L1 → L2 → data (zero, compressed, or the backing
 /// chain for unallocated clusters); writes to a cluster the image does not own copy the whole cluster into a newly
-/// allocated one (data, then refcount, sync, then the L2 entry, L1 last). All public calls hold one lock.</summary>
+/// allocated one (data, then refcount, sync, then the L2 entry, L1 last). The L2 entries of completed requests are
+/// written in batches (<see cref="DeferredMappings"/>): at a flush, when <see cref="CommitThreshold"/> are waiting,
+/// <see cref="CommitDelay"/> after the first one, and at dispose. So an allocating write costs no fsync of its own,
+/// and a crash loses at most writes the guest had not flushed (their clusters leak). All public calls hold one
+/// lock.</summary>
 public sealed class Qcow2Disk : IDiskBackend
 {
     private readonly object _gate = new();
@@ -13,7 +17,11 @@ public sealed class Qcow2Disk : IDiskBackend
     private readonly ClusterMap _map;
     private readonly IDiskBackend? _backing;
     private readonly byte[] _compressed;
+    private readonly byte[] _cow;
     private readonly List<(ulong GuestCluster, ulong Raw, L2Entry Old)> _pending = [];
+    private readonly DeferredMappings _deferred = new();
+    private readonly Timer _commitTimer;
+    private bool _commitTimerArmed;
     private ulong _compressedAt = ulong.MaxValue;
     private bool _disposed;
 
@@ -30,8 +38,17 @@ public sealed class Qcow2Disk : IDiskBackend
         _refcounts = new RefcountTable(file, header, guard);
         _map = new ClusterMap(file, header, guard, _refcounts);
         _compressed = new byte[header.ClusterSize];
+        _cow = new byte[header.ClusterSize];
         Capacity = header.Size;
+        _commitTimer = new Timer(_ => CommitFromTimer());
     }
+
+    /// <summary>Deferred L2 entries that force a commit (each costs 8 bytes of memory until then).</summary>
+    public const int CommitThreshold = 4096;
+
+    /// <summary>How long a completed allocating write may wait for its L2 entry to reach the file (about as long as
+    /// the kernel lets dirty pages wait).</summary>
+    public static readonly TimeSpan CommitDelay = TimeSpan.FromSeconds(5);
 
     public string Path => _file.Path;
     public Qcow2Header Header { get; private set; }
@@ -101,7 +118,7 @@ public sealed class Qcow2Disk : IDiskBackend
                 ulong guestCluster = offset >> ClusterBits;
                 int within = (int)(offset & (ClusterSize - 1));
                 int n = (int)Math.Min((ulong)destination.Length, ClusterSize - (ulong)within);
-                var entry = _map.Lookup(guestCluster);
+                var entry = Lookup(guestCluster);
                 if (entry.Kind == ClusterKind.Normal)
                     n = ContiguousRun(guestCluster, entry.HostOffset, within, destination.Length);
                 ReadPiece(guestCluster, entry, within, destination[..n]);
@@ -119,7 +136,7 @@ public sealed class Qcow2Disk : IDiskBackend
         ulong run = ClusterSize - (ulong)within;
         while (run < (ulong)wanted)
         {
-            var next = _map.Lookup(++guestCluster);
+            var next = Lookup(++guestCluster);
             host += ClusterSize;
             if (next.Kind != ClusterKind.Normal || next.HostOffset != host)
                 break;
@@ -158,7 +175,11 @@ public sealed class Qcow2Disk : IDiskBackend
     public void Flush()
     {
         lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            CommitDeferred();
             _file.Flush();
+        }
     }
 
     public void Discard(ulong offset, ulong length) => WriteZeroes(offset, length, mayUnmap: true);
@@ -200,6 +221,7 @@ public sealed class Qcow2Disk : IDiskBackend
             CheckWritable();
             if (newSize < Capacity)
                 throw new DiskException($"{Path}: shrinking a qcow2 image is not supported");
+            CommitDeferred();
             ulong entries = Qcow2Header.L1EntriesFor(newSize, ClusterBits);
             if (entries * 8 > Qcow2Header.MaxL1Bytes)
                 throw new DiskException($"{Path}: {newSize} bytes is too large for {ClusterSize}-byte clusters");
@@ -253,23 +275,35 @@ public sealed class Qcow2Disk : IDiskBackend
 
     private void WritePiece(ulong guestCluster, int within, ReadOnlySpan<byte> source)
     {
-        var entry = _map.Lookup(guestCluster);
+        var entry = Lookup(guestCluster);
         if (entry.Kind == ClusterKind.Normal && entry.Copied)
         {
             CheckDataCluster(entry.HostOffset);
             _file.Write(entry.HostOffset + (ulong)within, source);
             return;
         }
+        bool zeroSource = entry.Kind == ClusterKind.Zero || (entry.Kind == ClusterKind.Unallocated && _backing is null);
+        if (zeroSource && !(entry.Kind == ClusterKind.Zero && entry.HostOffset != 0) && _refcounts.NextAllocationIsPastEnd)
+        {
+            // A fresh cluster past the end of the file reads as zeros already: write only the new bytes and extend the
+            // file over the rest (sparse), instead of writing a whole cluster of zeros.
+            ulong fresh = _refcounts.Allocate(1);
+            _file.Write(fresh + (ulong)within, source);
+            if (_file.Length < fresh + ClusterSize)
+                _file.SetLength(fresh + ClusterSize);
+            _pending.Add((guestCluster, fresh | L2Entry.CopiedFlag, entry));
+            return;
+        }
         // Copy-on-write: the whole cluster's current contents, with the new bytes over them.
-        byte[] cluster = new byte[ClusterSize];
+        var cluster = _cow.AsSpan();
         if (source.Length != cluster.Length)
             ReadPiece(guestCluster, entry, 0, cluster);
-        source.CopyTo(cluster.AsSpan(within));
+        source.CopyTo(cluster[within..]);
         if (entry.Kind == ClusterKind.Zero && entry.HostOffset != 0 && entry.Copied)
         {
             CheckDataCluster(entry.HostOffset); // a preallocated zero cluster: fill it, then clear the flag
             _file.Write(entry.HostOffset, cluster);
-            _pending.Add((guestCluster, entry.HostOffset | L2Entry.CopiedFlag, default));
+            _pending.Add((guestCluster, entry.HostOffset | L2Entry.CopiedFlag, entry)); // same cluster: nothing to release
             return;
         }
         ulong host = _refcounts.Allocate(1);
@@ -277,27 +311,68 @@ public sealed class Qcow2Disk : IDiskBackend
         _pending.Add((guestCluster, host | L2Entry.CopiedFlag, entry));
     }
 
-    /// <summary>Points the L2 entries of this request's new clusters at them, after one sync makes their data and
-    /// refcounts durable; then, after another, drops the references the replaced entries held. A crash anywhere
-    /// leaves at worst leaked clusters.</summary>
+    /// <summary>Hands this request's new L2 entries to the deferred set (the request is complete: its data and
+    /// refcounts are written) and commits the set when it is large; otherwise arms the commit timer.</summary>
     private void CommitPending()
     {
         if (_pending.Count == 0)
             return;
-        _refcounts.Sync();
-        foreach (var (guestCluster, raw, _) in _pending)
-            _map.Set(guestCluster, raw);
-        if (_pending.Any(p => NeedsRelease(p.Old)))
+        foreach (var (guestCluster, raw, old) in _pending)
+            _deferred.Add(guestCluster, raw, L2Entry.Decode(raw, ClusterBits, Header.Version, Path), old);
+        _pending.Clear();
+        if (_deferred.Count >= CommitThreshold)
+            CommitDeferred();
+        else if (!_commitTimerArmed)
         {
-            _refcounts.Sync();
-            foreach (var (_, _, old) in _pending)
-                Release(old);
+            _commitTimerArmed = true;
+            _commitTimer.Change(CommitDelay, Timeout.InfiniteTimeSpan);
         }
     }
 
+    /// <summary>Points the L2 entries of the deferred requests' new clusters at them, after one sync makes their
+    /// data and refcounts durable; then, after another, drops the references the replaced entries held. A crash
+    /// anywhere leaves at worst leaked clusters. If writing an entry fails the set stays (a retry writes the same
+    /// values again); once all are written it is cleared before any release, so no reference is dropped twice.</summary>
+    private void CommitDeferred()
+    {
+        if (_deferred.Count == 0)
+            return;
+        _refcounts.Sync();
+        _map.SetMany(_deferred.Entries());
+        var (replaced, orphans) = _deferred.Clear();
+        if (replaced.Count == 0 && orphans.Count == 0)
+            return;
+        _refcounts.Sync();
+        foreach (var old in replaced)
+            Release(old);
+        foreach (ulong cluster in orphans)
+            _refcounts.Decrement(cluster >> ClusterBits);
+    }
+
+    private void CommitFromTimer()
+    {
+        lock (_gate)
+        {
+            _commitTimerArmed = false;
+            if (_disposed)
+                return;
+            try
+            {
+                CommitDeferred();
+            }
+            catch (IOException)
+            {
+                // The entries stay deferred: the next flush retries and reports the failure to the guest.
+            }
+        }
+    }
+
+    private L2Entry Lookup(ulong guestCluster) =>
+        _deferred.TryGet(guestCluster, out var entry) ? entry : _map.Lookup(guestCluster);
+
     private void ZeroCluster(ulong guestCluster)
     {
-        var entry = _map.Lookup(guestCluster);
+        var entry = Lookup(guestCluster);
         if (Header.Version < 3)
         {
             if (entry.Kind != ClusterKind.Unallocated || _backing is not null)
@@ -327,7 +402,7 @@ public sealed class Qcow2Disk : IDiskBackend
 
     private bool ReadsAsZero(ulong guestCluster, int within, int length)
     {
-        var entry = _map.Lookup(guestCluster);
+        var entry = Lookup(guestCluster);
         if (entry.Kind == ClusterKind.Zero || (entry.Kind == ClusterKind.Unallocated && _backing is null))
             return true;
         var current = new byte[length];
@@ -369,8 +444,19 @@ public sealed class Qcow2Disk : IDiskBackend
             if (_disposed)
                 return;
             _disposed = true;
+            _commitTimer.Dispose();
             if (!IsReadOnly)
-                _file.Flush();
+            {
+                try
+                {
+                    CommitDeferred();
+                    _file.Flush();
+                }
+                catch (IOException)
+                {
+                    // Nothing can report it now; the file is consistent (the uncommitted clusters are leaked).
+                }
+            }
             _file.Dispose();
             _backing?.Dispose();
         }

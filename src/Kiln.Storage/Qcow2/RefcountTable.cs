@@ -77,6 +77,10 @@ internal sealed class RefcountTable
         Set(cluster, current - 1);
     }
 
+    /// <summary>Whether the next one-cluster <see cref="Allocate"/> would return a cluster at or past the end of the
+    /// file (so it reads as zeros until written). A refcount block it may need first comes before it.</summary>
+    public bool NextAllocationIsPastEnd => _nextFree << _clusterBits >= _file.Length;
+
     /// <summary>Reserves <paramref name="count"/> contiguous free clusters at the end of the image and sets their
     /// refcounts to 1 (nothing references them yet: a crash now only leaks them). Returns the first one's offset.</summary>
     public ulong Allocate(int count)

@@ -18,6 +18,7 @@ public sealed class VirtioBlock : VirtioDevice
     private readonly byte[] _config;
     private readonly byte[] _id = new byte[BlockRequest.IdLength];
     private readonly ulong _capacitySectors;
+    private readonly RingPoller _poller = new();
     private byte[]? _bounce;
 
     /// <param name="serial">Returned by GET_ID (at most 20 bytes, shown as /sys/block/vdX/serial).</param>
@@ -46,18 +47,15 @@ public sealed class VirtioBlock : VirtioDevice
 
     public override void ReadConfig(int offset, Span<byte> data) => _config.AsSpan(offset, data.Length).CopyTo(data);
 
-    protected override void ProcessQueue(int index, Virtqueue queue)
-    {
-        bool completed = false;
-        while (queue.Pop(Memory) is { } chain)
+    /// <summary>Requests complete one by one, each with its interrupt (if the driver wants one); the ring is polled
+    /// briefly after each (<see cref="RingPoller"/>), so back-to-back requests need no notification.</summary>
+    protected override void ProcessQueue(int index, Virtqueue queue) =>
+        _poller.Serve(queue, Memory, chain =>
         {
             uint written = Handle(chain);
             queue.AddUsed(Memory, chain.Head, written);
-            completed = true;
-        }
-        if (completed)
             NotifyQueue(index, queue);
-    }
+        });
 
     /// <summary>Executes one request and writes its status; returns the bytes written into the chain.</summary>
     private uint Handle(DescriptorChain chain)

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using Kiln.Devices.State;
 using Kiln.Interop;
 using Kiln.Memory;
@@ -18,6 +19,7 @@ public sealed class VirtioNet : VirtioDevice
     public const ushort StatusLinkUp = 1;
 
     private const int ReceiveQueue = 0, TransmitQueue = 1;
+    private static readonly long RxSpinTicks = Stopwatch.Frequency / 20_000; // 50 µs
 
     private readonly INetBackend _backend;
     private readonly ulong _features;
@@ -25,6 +27,7 @@ public sealed class VirtioNet : VirtioDevice
     private readonly byte[] _txFrame = new byte[NetHeader.MaxFrame];
     private readonly RxStash _stash = new();
     private readonly NetRxPoller? _poller;
+    private readonly RingPoller _txPoller = new();
     private int _rxPending; // length of the frame in _rxFrame waiting for guest buffers; 0: none
     private NetOffloads _offloads;
     private volatile bool _linkUp = true;
@@ -101,10 +104,12 @@ public sealed class VirtioNet : VirtioDevice
 
     // ---- transmit ----
 
+    /// <summary>Sends what the driver queued, polling the ring briefly afterwards (<see cref="RingPoller"/>) so a
+    /// driver that keeps the ring topped up needs no notification per batch.</summary>
     private void Transmit(Virtqueue queue)
     {
         bool completed = false;
-        while (queue.Pop(Memory) is { } chain)
+        _txPoller.Serve(queue, Memory, chain =>
         {
             if (chain.WritableLength != 0)
                 throw new VirtioProtocolException("transmit buffer is device-writable");
@@ -116,7 +121,9 @@ public sealed class VirtioNet : VirtioDevice
             Send(_txFrame.AsSpan(0, length));
             queue.AddUsed(Memory, chain.Head, 0);
             completed = true;
-        }
+            if (queue.LastAvailIdx % 32 == 0)
+                NotifyQueue(TransmitQueue, queue); // a driver waiting for TX buffers need not wait for the whole burst
+        });
         if (completed)
             NotifyQueue(TransmitQueue, queue);
     }
@@ -166,13 +173,27 @@ public sealed class VirtioNet : VirtioDevice
     private void Receive(Virtqueue queue)
     {
         bool delivered = false;
+        long lastFrame = Stopwatch.GetTimestamp();
         while (!_backendBroken)
         {
             if (_rxPending == 0 && !ReadFrame())
             {
-                _poller?.Rearm(); // drained: wake us when the next frame arrives
+                // Drained. Frames of a stream arrive microseconds apart: look again for a moment (publishing what
+                // was delivered first) before handing back to the poller thread, whose wake-up costs two thread hops.
+                if (delivered)
+                {
+                    NotifyQueue(ReceiveQueue, queue);
+                    delivered = false;
+                }
+                if (_poller is not null && Stopwatch.GetTimestamp() - lastFrame < RxSpinTicks)
+                {
+                    Thread.SpinWait(16);
+                    continue;
+                }
+                _poller?.Rearm(); // wake us when the next frame arrives
                 break;
             }
+            lastFrame = Stopwatch.GetTimestamp();
             if (_rxPending == 0)
                 continue; // dropped
             if (!Deliver(queue, ref delivered))

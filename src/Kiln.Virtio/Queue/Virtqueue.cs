@@ -11,10 +11,12 @@ public sealed class Virtqueue
 {
     public const ushort NoVector = 0xFFFF;
     private const ushort AvailFlagNoInterrupt = 1;
+    private const ushort UsedFlagNoNotify = 1;
 
     private readonly DescriptorChain _chain = new();
     private ushort _signalledUsed;
     private bool _signalledValid;
+    private bool _notificationsSuppressed;
 
     public Virtqueue(ushort maxSize)
     {
@@ -52,6 +54,7 @@ public sealed class Virtqueue
         LastAvailIdx = NextUsedIdx = 0;
         _signalledUsed = 0;
         _signalledValid = false;
+        _notificationsSuppressed = false;
         EventIdx = IndirectDesc = false;
     }
 
@@ -81,7 +84,7 @@ public sealed class Virtqueue
     public DescriptorChain? Pop(GuestMemory memory)
     {
         ushort availIdx = ReadAvailIdx(memory);
-        if (availIdx == LastAvailIdx && EventIdx)
+        if (availIdx == LastAvailIdx && EventIdx && !_notificationsSuppressed)
         {
             // Ask for a kick at the next entry, then look again so an entry added meanwhile is not missed.
             WriteAvailEvent(memory);
@@ -94,7 +97,7 @@ public sealed class Virtqueue
         ushort head = memory.Read<ushort>(new GuestAddress(AvailRing + 4 + 2UL * (ushort)(LastAvailIdx % Size)));
         _chain.Build(memory, new GuestAddress(DescTable), Size, head, IndirectDesc);
         LastAvailIdx++;
-        if (EventIdx)
+        if (EventIdx && !_notificationsSuppressed)
             WriteAvailEvent(memory);
         return _chain;
     }
@@ -106,6 +109,32 @@ public sealed class Virtqueue
             throw new VirtioProtocolException(
                 $"avail idx {availIdx} is more than the queue size ({Size}) ahead of {LastAvailIdx}");
         return availIdx;
+    }
+
+    /// <summary>Asks the driver not to notify while the device polls the ring itself (VIRTQ_USED_F_NO_NOTIFY; with
+    /// EVENT_IDX the avail event is simply left behind, so the driver's new entries never cross it). Notifications
+    /// are only a hint to the driver, so a kick that comes anyway is harmless.</summary>
+    public void SuppressNotifications(GuestMemory memory)
+    {
+        if (_notificationsSuppressed)
+            return;
+        _notificationsSuppressed = true;
+        if (!EventIdx)
+            memory.Write(new GuestAddress(UsedRing), UsedFlagNoNotify);
+    }
+
+    /// <summary>Asks for notifications again. The caller must then look at the ring once more (<see cref="Pop"/>):
+    /// an entry the driver published before it saw this would bring no notification.</summary>
+    public void EnableNotifications(GuestMemory memory)
+    {
+        if (!_notificationsSuppressed)
+            return;
+        _notificationsSuppressed = false;
+        if (EventIdx)
+            WriteAvailEvent(memory);
+        else
+            memory.Write(new GuestAddress(UsedRing), (ushort)0);
+        Interlocked.MemoryBarrier(); // the request for notifications before the caller's next look at avail idx
     }
 
     private void WriteAvailEvent(GuestMemory memory) =>

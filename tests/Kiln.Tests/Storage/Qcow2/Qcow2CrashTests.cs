@@ -17,9 +17,12 @@ public sealed class Qcow2CrashTests : IDisposable
     {
         disk.Write(0, Random(3000, 1));                 // new L2 table + data
         disk.Write(5 << 20, Random(70000, 2));          // two clusters, maybe a new L2
+        disk.Flush();                                   // commits the deferred L2 entries
         disk.Write(100, Random(50, 3));                 // in place
         disk.WriteZeroes(5 << 20, 65536, mayUnmap: true);
+        disk.Write((5 << 20) + 512, Random(30, 5));     // re-allocates the cluster just zeroed (deferred twice)
         disk.Write((6 << 20) - 10, Random(20, 4));      // across two clusters
+        disk.Flush();
     }
 
     [Theory]

@@ -70,6 +70,7 @@ public sealed class Qcow2MalformedTests : IDisposable
                     disk.Write(4096, new byte[8192]);
                     disk.Write(disk.Capacity / 2 & ~511UL, new byte[512]);
                     disk.WriteZeroes(0, Math.Min(disk.Capacity, 1 << 20), true);
+                    disk.Flush(); // L2 entries are committed in batches: a guest's flush is where their errors surface
                 }
             }
             return null;
