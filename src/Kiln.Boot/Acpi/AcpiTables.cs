@@ -115,8 +115,8 @@ public static class AcpiTables
         return f;
     }
 
-    /// <summary>The DSDT holds one object, Name (_S5, Package () { 5, 5, 0, 0 }), written as AML by hand so no
-    /// ACPI compiler is needed: it tells the OS which SLP_TYP value powers the machine off.</summary>
+    /// <summary>The DSDT holds Name (_S5, Package () { 5, 5, 0, 0 }), which tells the OS which SLP_TYP value powers
+    /// the machine off, and the PCI root bridge \_SB.PCI0; written as AML by hand so no ACPI compiler is needed.</summary>
     internal static byte[] Dsdt()
     {
         var w = new AcpiTableWriter("DSDT", 2);
@@ -124,6 +124,7 @@ public static class AcpiTables
         w.Put([0x08, (byte)'_', (byte)'S', (byte)'5', (byte)'_',  // NameOp "_S5_"
                0x12, 0x08, 0x04,                                  // PackageOp, PkgLength 8, 4 elements
                0x0A, s5, 0x0A, s5, 0x00, 0x00]);                  // BytePrefix 5, BytePrefix 5, Zero, Zero
+        w.Put(PciRootAml.SystemBus());
         return w.Finish();
     }
 

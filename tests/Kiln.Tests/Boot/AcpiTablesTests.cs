@@ -143,7 +143,13 @@ public sealed class AcpiTablesTests
                 Assert.DoesNotContain("Invalid", dsl);
                 Assert.DoesNotContain("Error", dsl);
                 if (name == "DSDT")
+                {
                     Assert.Contains("_S5", dsl);
+                    Assert.Contains("Device (PCI0)", dsl);
+                    Assert.Contains("EisaId (\"PNP0A03\")", dsl);
+                    Assert.Contains("0xEFFFFFFF", dsl);
+                    Assert.Contains("0x0CF8", dsl);
+                }
             }
         }
         finally
@@ -151,4 +157,19 @@ public sealed class AcpiTablesTests
             Directory.Delete(dir, recursive: true);
         }
     }
+
+    [Fact]
+    public void PciRootWindowIsTheHostBridgeWindow()
+    {
+        // The DSDT's _CRS must offer the guest exactly the window the VMM decodes BARs in.
+        Assert.Equal(Kiln.Virtio.Pci.PciHostBridge.DefaultWindowBase, PciRootAml.DefaultWindowBase);
+        Assert.Equal(Kiln.Virtio.Pci.PciHostBridge.DefaultWindowSize, PciRootAml.DefaultWindowSize);
+    }
+
+    [Theory]
+    [InlineData(0x3E, new byte[] { 0x3F })]
+    [InlineData(0x3F, new byte[] { 0x41, 0x04 })]
+    [InlineData(0xFF0, new byte[] { 0x42, 0xFF })]
+    [InlineData(0x1000, new byte[] { 0x83, 0x00, 0x01 })]
+    public void PkgLengthUsesAsFewBytesAsItCan(int body, byte[] expected) => Assert.Equal(expected, Aml.PkgLength(body));
 }
