@@ -7,7 +7,8 @@ and the daemon's RSS idle and with 20 running domains. Uses the multiboot test g
 import argparse, http.client, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-KILN = os.path.join(ROOT, "src/Kiln.Cli/bin/Release/net10.0/kiln")
+# $KILN_BIN picks the build to measure (e.g. the ReadyToRun one ./kiln runs, .kiln-build/kiln).
+KILN = os.environ.get("KILN_BIN") or os.path.join(ROOT, "src/Kiln.Cli/bin/Release/net10.0/kiln")
 GUEST = os.path.join(ROOT, "guest/build/testguest.elf")
 
 
@@ -86,7 +87,7 @@ def main():
                     break
                 time.sleep(0.0005)
             cli_times.append(t_cli * 1000)
-            time.sleep(0.3)
+            time.sleep(1.5)
             # the same through the API directly (no CLI process start-up)
             base = os.path.getsize(log)
             t0 = time.perf_counter()
@@ -100,7 +101,7 @@ def main():
                     api_times.append((time.perf_counter() - t0) * 1000)
                     break
                 time.sleep(0.0005)
-            time.sleep(0.3)
+            time.sleep(1.5)
         print(f"start -> first serial byte: via CLI median {statistics.median(cli_times):.0f} ms (min {min(cli_times):.0f}); "
               f"via API median {statistics.median(api_times):.0f} ms (min {min(api_times):.0f}) over {args.runs} runs")
 

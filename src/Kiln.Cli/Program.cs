@@ -56,6 +56,7 @@ public static class Program
                 "guest-kit" => GuestKitCommand.Execute(rest),
                 "img" => ImgCommand.Execute(rest),
                 "daemon" => DaemonCommand.Execute(rest),
+                "vmm-standby" => VmmStandbyCommand.Execute(rest),
                 _ when DomainCommands.Verbs.Contains(verb) => DomainCommands.Execute(verb, rest),
                 "version" or "--version" => PrintVersion(),
                 _ => throw new UsageException($"unknown command '{verb}' (see 'kiln --help')"),

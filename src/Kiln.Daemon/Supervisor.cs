@@ -15,7 +15,6 @@ namespace Kiln.Daemon;
 public sealed class Supervisor : IDisposable
 {
     private readonly DomainStore _store;
-    private readonly string[] _kilnCommand;
     private readonly object _lock = new();
     private readonly Dictionary<string, Domain> _domains = new(StringComparer.Ordinal);
     private readonly List<Channel<LifecycleEvent>> _subscribers = [];
@@ -36,11 +35,14 @@ public sealed class Supervisor : IDisposable
     }
 
     /// <param name="kilnCommand">The program and leading arguments that run the `kiln` CLI (e.g. dotnet kiln.dll).</param>
-    public Supervisor(DomainStore store, string[] kilnCommand)
+    /// <param name="spareVmm">Keep one VMM process started ahead (see <see cref="VmmLauncher"/>).</param>
+    public Supervisor(DomainStore store, string[] kilnCommand, bool spareVmm = true)
     {
         _store = store;
-        _kilnCommand = kilnCommand;
+        _launcher = new VmmLauncher(kilnCommand, store.Root, Path.Combine(store.LogDir, "vmm-standby.log"), spareVmm);
     }
+
+    private readonly VmmLauncher _launcher;
 
     /// <summary>Loads the definitions, re-attaches to VMMs that survived a daemon restart, marks the dead ones
     /// crashed, then starts autostart domains.</summary>
@@ -236,20 +238,9 @@ public sealed class Supervisor : IDisposable
         File.Delete(socketPath);
         var args = DomainCodec.RunArguments(d);
         args.AddRange(["--control-socket", socketPath, "--name", d.Name]);
-        // sh execs setsid which execs kiln: the pid stays the VMM's, and the VMM gets its own session so that
-        // neither a daemon restart nor a signal to the daemon's process group reaches it.
-        var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
-        psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add("exec nice -n \"$KILN_VM_NICE\" setsid \"$@\" </dev/null >>\"$KILN_VM_LOG\" 2>&1");
-        psi.ArgumentList.Add("kiln-vmm");
-        foreach (var a in _kilnCommand.Concat(args))
-            psi.ArgumentList.Add(a);
-        psi.Environment["KILN_VM_LOG"] = logPath;
-        // A daemon running at a raised priority (nice < 0) starts its VMMs back at nice 0: guests are not favoured.
-        psi.Environment["KILN_VM_NICE"] = Math.Max(0, -Native.getpriority(0, 0)).ToString(CultureInfo.InvariantCulture);
         File.AppendAllText(logPath, $"\n--- {DateTimeOffset.Now:O} starting {d.Name}\n");
         long logStart = new FileInfo(logPath).Length;
-        var child = Process.Start(psi) ?? throw new DaemonException(500, "cannot start the VMM process");
+        var child = _launcher.Launch(args, logPath);
         domain.Child = child;
         var sw = Stopwatch.StartNew();
         Socket? socket = null;
@@ -624,6 +615,7 @@ public sealed class Supervisor : IDisposable
     {
         // Running VMMs are left running: a restarted daemon re-attaches to them.
         _disposed = true;
+        _launcher.Dispose();
         foreach (var d in Snapshot())
         {
             d.Watch?.Dispose();
