@@ -110,17 +110,23 @@ def main():
         for i in range(n):
             d = {"name": f"s{i}", "memoryMiB": 32, "os": {"kernel": GUEST, "cmdline": "test=pio count=4000000000 port=0x80"}}
             api(sock, "POST", "/v1/domains", json.dumps(d))
-        lat, stop = [], threading.Event()
+        lat, lat_hi, stop = [], [], threading.Event()
 
-        def lister():
+        # Two listers: one at nice 0 like a user's shell, one at the daemon's own priority (nice -10 as root), which
+        # shows the daemon's responsiveness without the client's own wait for a CPU among 20 busy VMMs.
+        def lister(out, nice):
+            if nice and os.geteuid() == 0:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
             while not stop.is_set():
                 t = time.perf_counter()
                 api(sock, "GET", "/v1/domains?all=true")
-                lat.append((time.perf_counter() - t) * 1000)
+                out.append((time.perf_counter() - t) * 1000)
                 time.sleep(0.01)
 
-        th = threading.Thread(target=lister)
+        th = threading.Thread(target=lister, args=(lat, 0))
+        th_hi = threading.Thread(target=lister, args=(lat_hi, -10))
         th.start()
+        th_hi.start()
         t0 = time.perf_counter()
         starters = [threading.Thread(target=api, args=(sock, "POST", f"/v1/domains/s{i}/start")) for i in range(n)]
         for t in starters:
@@ -130,10 +136,13 @@ def main():
         storm = time.perf_counter() - t0
         stop.set()
         th.join()
+        th_hi.join()
         _, body = api(sock, "GET", "/v1/domains")
         running = sum(1 for d in json.loads(body) if d["state"] == "running")
         print(f"storm: {running}/{n} running after {storm:.2f} s; list during storm p50 {pct(lat, 50):.1f} ms, "
-              f"p99 {pct(lat, 99):.1f} ms, max {max(lat):.1f} ms ({len(lat)} calls)")
+              f"p99 {pct(lat, 99):.1f} ms, max {max(lat):.1f} ms ({len(lat)} calls); "
+              f"client at nice -10: p50 {pct(lat_hi, 50):.1f} ms, p99 {pct(lat_hi, 99):.1f} ms, max {max(lat_hi):.1f} ms; "
+              f"load {os.getloadavg()[0]:.1f}")
         after = []
         for _ in range(100):
             t = time.perf_counter()

@@ -17,6 +17,20 @@ public sealed class Supervisor : IDisposable
     private readonly DomainStore _store;
     private readonly object _lock = new();
     private readonly Dictionary<string, Domain> _domains = new(StringComparer.Ordinal);
+
+    // What readers see: a copy of _domains made after each change, so list and lookups never wait for _lock
+    // (held across a definition's fsync) and take no lock at all.
+    private volatile DomainIndex _index = DomainIndex.Empty;
+
+    private sealed record DomainIndex(Domain[] Sorted, Dictionary<string, Domain> ByName)
+    {
+        public static readonly DomainIndex Empty = new([], new Dictionary<string, Domain>(StringComparer.Ordinal));
+    }
+
+    /// <summary>Publishes a new <see cref="_index"/>; called under _lock after every change to _domains.</summary>
+    private void Reindex() =>
+        _index = new DomainIndex([.. _domains.Values.OrderBy(d => d.Definition.Name, StringComparer.Ordinal)],
+            new Dictionary<string, Domain>(_domains, StringComparer.Ordinal));
     private readonly List<Channel<LifecycleEvent>> _subscribers = [];
     private bool _disposed;
 
@@ -43,6 +57,7 @@ public sealed class Supervisor : IDisposable
     }
 
     private readonly VmmLauncher _launcher;
+    private readonly SemaphoreSlim _launchSlots = new(Math.Max(2, 2 * Environment.ProcessorCount));
 
     /// <summary>Loads the definitions, re-attaches to VMMs that survived a daemon restart, marks the dead ones
     /// crashed, then starts autostart domains.</summary>
@@ -52,7 +67,10 @@ public sealed class Supervisor : IDisposable
         {
             var domain = new Domain(d);
             lock (_lock)
+            {
                 _domains[d.Name] = domain;
+                Reindex();
+            }
             if (_store.LoadLastExit(d.Name) is { } last)
             {
                 domain.State = last.State == "crashed" ? DomainState.Crashed : DomainState.ShutOff;
@@ -99,17 +117,10 @@ public sealed class Supervisor : IDisposable
         MarkEnded(domain, DomainState.Crashed, $"the VMM (pid {runtime.Pid}) ended while the daemon was not running");
     }
 
-    public IReadOnlyList<Domain> Snapshot()
-    {
-        lock (_lock)
-            return [.. _domains.Values.OrderBy(d => d.Definition.Name, StringComparer.Ordinal)];
-    }
+    public IReadOnlyList<Domain> Snapshot() => _index.Sorted;
 
-    public Domain Get(string name)
-    {
-        lock (_lock)
-            return _domains.TryGetValue(name, out var d) ? d : throw new DaemonException(404, $"domain '{name}' not found");
-    }
+    public Domain Get(string name) =>
+        _index.ByName.TryGetValue(name, out var d) ? d : throw new DaemonException(404, $"domain '{name}' not found");
 
     // ---- definitions ----
 
@@ -135,6 +146,7 @@ public sealed class Supervisor : IDisposable
             {
                 domain = new Domain(definition);
                 _domains[definition.Name] = domain;
+                Reindex();
             }
             _store.Save(definition);
         }
@@ -153,6 +165,7 @@ public sealed class Supervisor : IDisposable
             lock (_lock)
             {
                 _domains.Remove(name);
+                Reindex();
                 domain.Removed = true;
             }
             _store.Delete(name);
@@ -214,6 +227,7 @@ public sealed class Supervisor : IDisposable
     public async Task StartAsync(string name)
     {
         var domain = Get(name);
+        Action? ended = null;
         await domain.Gate.WaitAsync();
         try
         {
@@ -221,16 +235,28 @@ public sealed class Supervisor : IDisposable
                 throw new DaemonException(404, $"domain '{name}' not found");
             if (domain.State is DomainState.Running or DomainState.Paused)
                 throw new DaemonException(409, $"domain '{name}' is already running");
-            await LaunchAsync(domain);
+            // Paced: VMMs that start together share the CPU their start-up needs, so beyond a few at once every
+            // one of them (and everything else on the host, the daemon's clients too) only gets slower.
+            await _launchSlots.WaitAsync();
+            try
+            {
+                ended = await LaunchAsync(domain);
+            }
+            finally
+            {
+                _launchSlots.Release();
+            }
         }
         finally
         {
             domain.Gate.Release();
         }
         Publish(name, "started");
+        ended?.Invoke();
     }
 
-    private async Task LaunchAsync(Domain domain)
+    /// <returns>null, or when the VMM has already ended, what publishes its end.</returns>
+    private async Task<Action?> LaunchAsync(Domain domain)
     {
         var d = domain.Definition;
         string socketPath = _store.SocketPath(d.Name);
@@ -279,9 +305,47 @@ public sealed class Supervisor : IDisposable
         domain.Stopping = false;
         domain.Ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _store.SaveRuntime(d.Name, runtime);
-        await StartWatchAsync(domain, socket);
+        try
+        {
+            await StartWatchAsync(domain, socket);
+        }
+        catch (Exception e) when (e is IOException or SocketException or JsonException or OperationCanceledException)
+        {
+            // A guest that ends at once (a test guest, a kernel that fails early) can close the control socket
+            // before the watch is set up: the domain started, and has already stopped.
+            return await EndedBeforeWatchAsync(domain, child);
+        }
         domain.State = DomainState.Running;
         domain.Reason = "booted";
+        return null;
+    }
+
+    /// <summary>Reaps a VMM that ended before its watch was set up, and returns the publication of its end (made
+    /// after the start's own event).</summary>
+    private async Task<Action> EndedBeforeWatchAsync(Domain domain, Process child)
+    {
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        int? status = null;
+        try
+        {
+            await child.WaitForExitAsync(wait.Token);
+            status = child.ExitCode;
+        }
+        catch (OperationCanceledException)
+        {
+            Native.kill(child.Id, 9);
+        }
+        child.Dispose();
+        domain.Child = null;
+        var (state, reason) = status switch
+        {
+            0 => (DomainState.ShutOff, "shutdown: the guest stopped right after its start"),
+            > 128 => (DomainState.Crashed, $"the VMM process died (signal {status - 128})"),
+            null => (DomainState.Crashed, "the VMM stopped answering right after its start"),
+            _ => (DomainState.ShutOff, $"guest exited with status {status}"),
+        };
+        MarkEnded(domain, state, reason);
+        return () => Publish(domain.Definition.Name, state == DomainState.Crashed ? "crashed" : "stopped", reason);
     }
 
     private static string ReadFrom(string path, long offset)
