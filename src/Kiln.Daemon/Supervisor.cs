@@ -542,16 +542,46 @@ public sealed class Supervisor : IDisposable
 
     public async Task RebootAsync(string name) => await ControlAsync(Get(name), "reset");
 
-    /// <summary>Graceful: Ctrl-Alt-Del through the i8042, then waits for the guest to power off.</summary>
+    /// <summary>How long a guest that listens for the ACPI power button gets to act on it before it also gets
+    /// Ctrl-Alt-Del (a guest may enable the button without acting on it, like a busybox system).</summary>
+    private static readonly TimeSpan PowerButtonGrace = TimeSpan.FromSeconds(5);
+
+    /// <summary>Graceful: the ACPI power button if the guest listens for it, Ctrl-Alt-Del through the i8042 if it
+    /// does not (or has not powered off after <see cref="PowerButtonGrace"/>), then waits for the guest to power
+    /// off.</summary>
     public async Task ShutdownAsync(string name, TimeSpan timeout)
     {
         var domain = Get(name);
         var ended = domain.Ended.Task;
-        await ControlAsync(domain, "shutdown");
-        Publish(name, "shutdown-requested");
-        if (await Task.WhenAny(ended, Task.Delay(timeout)) != ended)
+        var deadline = Task.Delay(timeout);
+        bool pressed;
+        try
+        {
+            await ControlAsync(domain, "power-button");
+            pressed = true;
+        }
+        catch (DaemonException)
+        {
+            pressed = false; // no ACPI OS listening (or a VMM without the button): the keyboard it is
+        }
+        Publish(name, "shutdown-requested", pressed ? "ACPI power button" : "Ctrl-Alt-Del");
+        if (pressed)
+        {
+            var grace = Task.Delay(TimeSpan.FromTicks(Math.Min(PowerButtonGrace.Ticks, timeout.Ticks / 2)));
+            if (await Task.WhenAny(ended, grace) == ended)
+                return;
+        }
+        try
+        {
+            await ControlAsync(domain, "shutdown");
+        }
+        catch (DaemonException) when (pressed)
+        {
+            // The button was pressed; a keyboard that takes no keys leaves that as the only request.
+        }
+        if (await Task.WhenAny(ended, deadline) != ended)
             throw new DaemonException(504, $"domain '{name}' did not shut down within {timeout.TotalSeconds:0.#} s " +
-                "(the guest ignored Ctrl-Alt-Del); it is still running: use 'kiln destroy' to stop it");
+                $"(the guest ignored {(pressed ? "the ACPI power button and " : "")}Ctrl-Alt-Del); it is still running: use 'kiln destroy' to stop it");
     }
 
     /// <summary>Stops the VMM at once (virsh destroy): asks it to stop, then SIGKILL if it does not within 5 s.</summary>

@@ -9,7 +9,8 @@ namespace Kiln.Vmm.Control;
 /// with an <c>exit</c> event just before the VMM exits.</summary>
 public sealed class ControlRequest
 {
-    /// <summary>status | pause | resume | shutdown | reset | stop | stats | console | watch</summary>
+    /// <summary>status | pause | resume | shutdown (Ctrl-Alt-Del) | power-button (ACPI) | reset | stop | stats |
+    /// console | watch</summary>
     [JsonPropertyName("cmd")] public string Command { get; set; } = "";
 
     /// <summary>For <c>console</c>: replay the recent console output (up to 64 KiB) first.</summary>
@@ -33,6 +34,11 @@ public sealed class ControlResponse
     [JsonPropertyName("unhandledPortReads")] public long? UnhandledPortReads { get; set; }
     [JsonPropertyName("unhandledPortWrites")] public long? UnhandledPortWrites { get; set; }
     [JsonPropertyName("consoleBytes")] public long? ConsoleBytes { get; set; }
+
+    /// <summary>For <c>stats</c>: per-device counters and each vCPU thread's CPU time.</summary>
+    [JsonPropertyName("disks")] public List<DiskStats>? Disks { get; set; }
+    [JsonPropertyName("nics")] public List<NicStats>? Nics { get; set; }
+    [JsonPropertyName("vcpuTimes")] public List<VcpuTime>? VcpuTimes { get; set; }
 }
 
 /// <summary>A lifecycle event on a <c>watch</c> connection: paused, resumed, reboot, exit.</summary>
