@@ -72,9 +72,11 @@ public sealed class DaemonClient : IDisposable
     {
         if (errors == SslPolicyErrors.None || Environment.GetEnvironmentVariable("KILN_TLS_INSECURE") == "1")
             return true;
-        if (cert is null || Environment.GetEnvironmentVariable("KILN_TLS_CA") is not { Length: > 0 } caFile)
+        if (cert is null || (errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0 ||
+            Environment.GetEnvironmentVariable("KILN_TLS_CA") is not { Length: > 0 } caFile)
             return false;
-        using var ca = X509Certificate2.CreateFromPemFile(caFile);
+        // The certificate alone (CreateFromPemFile would look for a private key in the same file and throw).
+        using var ca = X509Certificate2.CreateFromPem(File.ReadAllText(caFile));
         using var custom = new X509Chain();
         custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         custom.ChainPolicy.CustomTrustStore.Add(ca);
@@ -109,7 +111,9 @@ public sealed class DaemonClient : IDisposable
         catch (HttpRequestException e)
         {
             throw new DaemonClientException(e.InnerException is DaemonClientException inner ? inner.Message
-                : $"cannot reach the daemon at {_display}: {e.Message}");
+                : e.InnerException is System.Security.Authentication.AuthenticationException
+                    ? $"cannot reach the daemon at {_display}: TLS failed (is its certificate trusted? $KILN_TLS_CA names a CA file)"
+                    : $"cannot reach the daemon at {_display}: {e.Message}");
         }
         using (response)
         {
