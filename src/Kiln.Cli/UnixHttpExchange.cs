@@ -9,7 +9,7 @@ namespace Kiln.Cli;
 /// compilation) than the daemon takes to answer, and every verb but the streaming ones (events, console) is one
 /// request; so those go through this instead. The daemon (Kestrel) answers with Content-Length or chunked bodies;
 /// `Connection: close` makes the end of the body the end of the stream as well.</summary>
-internal static class UnixHttpExchange
+public static class UnixHttpExchange
 {
     public readonly record struct Response(int Status, string Reason, string Body);
 
@@ -42,7 +42,7 @@ internal static class UnixHttpExchange
     }
 
     /// <summary>Splits a complete response into status, reason and the (de-chunked) body.</summary>
-    internal static Response Parse(ReadOnlySpan<byte> raw)
+    public static Response Parse(ReadOnlySpan<byte> raw)
     {
         int headEnd = raw.IndexOf("\r\n\r\n"u8);
         if (headEnd < 0)
