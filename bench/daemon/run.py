@@ -2,7 +2,7 @@
 """kiln daemon benchmark: `kiln start` to the guest's first serial byte, `list` latency while 20 domains start,
 and the daemon's RSS idle and with 20 running domains. Uses the multiboot test guest (guest/build/testguest.elf).
 
-    bench/daemon/run.py [--domains 20] [--runs 10]
+    bench/daemon/run.py [--domains 20] [--runs 10] [--no-spare-vmm]     (KILN_BIN=.kiln-build/kiln for ./kiln's build)
 """
 import argparse, http.client, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
 
@@ -58,6 +58,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--domains", type=int, default=20)
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--no-spare-vmm", action="store_true", help="start the daemon without its spare VMM (for comparison)")
     args = ap.parse_args()
     if not os.path.exists(KILN):
         subprocess.run(["dotnet", "build", os.path.join(ROOT, "src/Kiln.Cli"), "-c", "Release", "-v", "quiet", "--nologo"], check=True)
@@ -65,7 +66,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="kiln-bench-")
     sock = os.path.join(tmp, "k.sock")
     state = os.path.join(tmp, "state")
-    daemon = subprocess.Popen([KILN, "daemon", "--socket", sock, "--state-dir", state], stderr=subprocess.DEVNULL)
+    daemon = subprocess.Popen([KILN, "daemon", "--socket", sock, "--state-dir", state] + (["--no-spare-vmm"] if args.no_spare_vmm else []),
+                              stderr=subprocess.DEVNULL)
     env = dict(os.environ, KILN_DEFAULT_URI="unix://" + sock)
     try:
         for _ in range(200):

@@ -57,7 +57,7 @@ public sealed class Supervisor : IDisposable
     }
 
     private readonly VmmLauncher _launcher;
-    private readonly SemaphoreSlim _launchSlots = new(Math.Max(2, 2 * Environment.ProcessorCount));
+    private readonly SemaphoreSlim _launchSlots = new(4 * Environment.ProcessorCount);
 
     /// <summary>Loads the definitions, re-attaches to VMMs that survived a daemon restart, marks the dead ones
     /// crashed, then starts autostart domains.</summary>

@@ -36,9 +36,6 @@ public sealed class VmmLauncher : IDisposable
             _refill.Change(TimeSpan.Zero, Timeout.InfiniteTimeSpan);
     }
 
-    /// <summary>Spare VMMs handed a domain so far (for tests and the benchmark).</summary>
-    public int SparesUsed { get; private set; }
-
     /// <summary>A VMM process that becomes the domain described by <paramref name="runArguments"/> (`run ...`),
     /// its console going to <paramref name="logPath"/>.</summary>
     public Process Launch(IReadOnlyList<string> runArguments, string logPath)
@@ -54,10 +51,7 @@ public sealed class VmmLauncher : IDisposable
         if (_keepSpare)
             _refill.Change(RefillDelay, Timeout.InfiniteTimeSpan);
         if (spare is not null && TryHandOver(spare, line))
-        {
-            SparesUsed++;
             return spare;
-        }
         var fresh = Spawn(warm: false);
         if (!TryHandOver(fresh, line))
             throw new DaemonException(500, "the VMM process ended before it could be given its domain (see " + _standbyLog + ")");
