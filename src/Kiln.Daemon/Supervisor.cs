@@ -15,6 +15,10 @@ namespace Kiln.Daemon;
 public sealed class Supervisor : IDisposable
 {
     private readonly DomainStore _store;
+    private readonly VmmLauncher _launcher;
+
+    // Launches running at once (see StartAsync).
+    private readonly SemaphoreSlim _launchSlots = new(4 * Environment.ProcessorCount);
     private readonly object _lock = new();
     private readonly Dictionary<string, Domain> _domains = new(StringComparer.Ordinal);
 
@@ -31,6 +35,7 @@ public sealed class Supervisor : IDisposable
     private void Reindex() =>
         _index = new DomainIndex([.. _domains.Values.OrderBy(d => d.Definition.Name, StringComparer.Ordinal)],
             new Dictionary<string, Domain>(_domains, StringComparer.Ordinal));
+
     private readonly List<Channel<LifecycleEvent>> _subscribers = [];
     private bool _disposed;
 
@@ -55,9 +60,6 @@ public sealed class Supervisor : IDisposable
         _store = store;
         _launcher = new VmmLauncher(kilnCommand, store.Root, Path.Combine(store.LogDir, "vmm-standby.log"), spareVmm);
     }
-
-    private readonly VmmLauncher _launcher;
-    private readonly SemaphoreSlim _launchSlots = new(4 * Environment.ProcessorCount);
 
     /// <summary>Loads the definitions, re-attaches to VMMs that survived a daemon restart, marks the dead ones
     /// crashed, then starts autostart domains.</summary>
