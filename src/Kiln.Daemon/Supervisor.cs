@@ -315,7 +315,7 @@ public sealed class Supervisor : IDisposable
         {
             // A guest that ends at once (a test guest, a kernel that fails early) can close the control socket
             // before the watch is set up: the domain started, and has already stopped.
-            return await EndedBeforeWatchAsync(domain, child);
+            return await EndedBeforeWatchAsync(domain, child, logPath, logStart);
         }
         domain.State = DomainState.Running;
         domain.Reason = "booted";
@@ -323,8 +323,8 @@ public sealed class Supervisor : IDisposable
     }
 
     /// <summary>Reaps a VMM that ended before its watch was set up, and returns the publication of its end (made
-    /// after the start's own event).</summary>
-    private async Task<Action> EndedBeforeWatchAsync(Domain domain, Process child)
+    /// after the start's own event). The VMM's last log line says why it ended (`kiln: PowerOff: ACPI S5 ...`).</summary>
+    private async Task<Action> EndedBeforeWatchAsync(Domain domain, Process child, string logPath, long logStart)
     {
         using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         int? status = null;
@@ -339,12 +339,17 @@ public sealed class Supervisor : IDisposable
         }
         child.Dispose();
         domain.Child = null;
+        string last = LastLine(ReadFrom(logPath, logStart));
+        string why = last.StartsWith("kiln: ", StringComparison.Ordinal) ? last["kiln: ".Length..] : "";
         var (state, reason) = status switch
         {
+            0 when why.StartsWith("PowerOff: ", StringComparison.Ordinal) => (DomainState.ShutOff, "shutdown: " + why["PowerOff: ".Length..]),
+            0 when why.StartsWith("Reset: ", StringComparison.Ordinal) => (DomainState.ShutOff, "shutdown: guest reset (on_reboot=destroy)"),
             0 => (DomainState.ShutOff, "shutdown: the guest stopped right after its start"),
             > 128 => (DomainState.Crashed, $"the VMM process died (signal {status - 128})"),
             null => (DomainState.Crashed, "the VMM stopped answering right after its start"),
-            _ => (DomainState.ShutOff, $"guest exited with status {status}"),
+            _ when why.StartsWith("DebugExit: ", StringComparison.Ordinal) => (DomainState.ShutOff, $"guest exited with status {status}"),
+            _ => (DomainState.Crashed, why.Length > 0 ? why : $"the VMM exited with status {status}"),
         };
         MarkEnded(domain, state, reason);
         return () => Publish(domain.Definition.Name, state == DomainState.Crashed ? "crashed" : "stopped", reason);
