@@ -14,6 +14,7 @@ int test_reboot(const char *cmdline);
 int test_echo(const char *cmdline);
 int test_rtc(const char *cmdline);
 int test_poweroff(const char *cmdline);
+int test_powerbutton(const char *cmdline);
 int test_virtio_blk(const char *cmdline);
 int test_virtio_rng(const char *cmdline);
 int test_virtio_hostile(const char *cmdline);

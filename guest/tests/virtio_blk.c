@@ -190,5 +190,11 @@ int test_virtio_blk(const char *cmdline)
     uint8_t s = virtio_status(&b->dev);
     printf("virtio-blk: device status 0x%x%s; %s\n", s, (s & VIRTIO_S_NEEDS_RESET) ? " NEEDS_RESET" : "",
            fails ? "FAILED" : "ok");
+    if (arg_u64(cmdline, "hold", 0)) {
+        /* keep running so a host can read the device's counters (kiln domstats) */
+        puts("virtio-blk: holding");
+        for (;;)
+            cpu_relax();
+    }
     return fails ? 1 : 0;
 }

@@ -24,6 +24,7 @@ public sealed class DaemonClient : IDisposable
     private readonly Uri _base;
     private readonly string _display;
     private readonly string? _token;
+    private readonly string? _unixPath;
 
     public DaemonClient(string? uri)
     {
@@ -35,6 +36,7 @@ public sealed class DaemonClient : IDisposable
             string path = uri["unix://".Length..];
             if (path.Length == 0)
                 throw new UsageException($"-c: no socket path in '{uri}'");
+            _unixPath = path;
             _handler.ConnectCallback = async (_, cancel) =>
             {
                 var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
@@ -70,9 +72,11 @@ public sealed class DaemonClient : IDisposable
     {
         if (errors == SslPolicyErrors.None || Environment.GetEnvironmentVariable("KILN_TLS_INSECURE") == "1")
             return true;
-        if (cert is null || Environment.GetEnvironmentVariable("KILN_TLS_CA") is not { Length: > 0 } caFile)
+        if (cert is null || (errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0 ||
+            Environment.GetEnvironmentVariable("KILN_TLS_CA") is not { Length: > 0 } caFile)
             return false;
-        using var ca = X509Certificate2.CreateFromPemFile(caFile);
+        // The certificate alone (CreateFromPemFile would look for a private key in the same file and throw).
+        using var ca = X509Certificate2.CreateFromPem(File.ReadAllText(caFile));
         using var custom = new X509Chain();
         custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         custom.ChainPolicy.CustomTrustStore.Add(ca);
@@ -95,6 +99,8 @@ public sealed class DaemonClient : IDisposable
 
     public async Task<string> SendRawAsync(HttpMethod method, string path, HttpContent? body = null, TimeSpan? timeout = null)
     {
+        if (_unixPath is not null)
+            return await SendOverUnixSocketAsync(method, path, body, timeout);
         using var request = new HttpRequestMessage(method, path) { Content = body };
         using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(5));
         HttpResponseMessage response;
@@ -105,7 +111,9 @@ public sealed class DaemonClient : IDisposable
         catch (HttpRequestException e)
         {
             throw new DaemonClientException(e.InnerException is DaemonClientException inner ? inner.Message
-                : $"cannot reach the daemon at {_display}: {e.Message}");
+                : e.InnerException is System.Security.Authentication.AuthenticationException
+                    ? $"cannot reach the daemon at {_display}: TLS failed (is its certificate trusted? $KILN_TLS_CA names a CA file)"
+                    : $"cannot reach the daemon at {_display}: {e.Message}");
         }
         using (response)
         {
@@ -124,6 +132,44 @@ public sealed class DaemonClient : IDisposable
             }
             return text;
         }
+    }
+
+    /// <summary>The same as the HttpClient path, by hand (see <see cref="UnixHttpExchange"/>): a CLI verb's one request
+    /// without the start-up cost of HttpClient's handler pipeline.</summary>
+    private async Task<string> SendOverUnixSocketAsync(HttpMethod method, string path, HttpContent? body, TimeSpan? timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(5));
+        byte[]? bytes = body is null ? null : await body.ReadAsByteArrayAsync(cts.Token);
+        UnixHttpExchange.Response response;
+        try
+        {
+            response = await UnixHttpExchange.SendAsync(_unixPath!, method.Method, path, body?.Headers.ContentType?.ToString(), bytes,
+                _token is null ? null : "Bearer " + _token, cts.Token);
+        }
+        catch (Exception e) when (e is IOException or SocketException)
+        {
+            throw new DaemonClientException($"cannot reach the daemon at {_display}: {e.Message}");
+        }
+        catch (OperationCanceledException)
+        {
+            throw new DaemonClientException($"the daemon at {_display} did not answer in time");
+        }
+        if (response.Status is < 200 or > 299)
+            throw new DaemonClientException(ErrorMessage(response.Body, response.Status, response.Reason));
+        return response.Body;
+    }
+
+    private static string ErrorMessage(string text, int status, string? reason)
+    {
+        string message = text;
+        try
+        {
+            message = JsonSerializer.Deserialize(text, DaemonJsonContext.Default.ApiError)?.Error ?? text;
+        }
+        catch (JsonException)
+        {
+        }
+        return message.Length == 0 ? $"the daemon answered {status} {reason}" : message;
     }
 
     /// <summary>An open streaming response (events).</summary>

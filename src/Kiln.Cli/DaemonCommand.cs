@@ -12,7 +12,8 @@ public static class DaemonCommand
         .Value("--tcp", "HOST:PORT", "also listen on TCP (TLS and a bearer token required; off by default)", (o, v) => o.Tcp = v)
         .Value("--tls-cert", "FILE", "PEM certificate for --tcp", (o, v) => o.TlsCert = v)
         .Value("--tls-key", "FILE", "PEM private key for --tcp", (o, v) => o.TlsKey = v)
-        .Value("--token-file", "FILE", "the bearer token TCP clients must send (at least 16 characters)", (o, v) => o.TokenFile = v);
+        .Value("--token-file", "FILE", "the bearer token TCP clients must send (at least 16 characters)", (o, v) => o.TokenFile = v)
+        .Flag("--no-spare-vmm", "do not keep a VMM process started ahead (starts then pay for a process start-up)", o => o.SpareVmm = false);
 
     public static string Help => Options.Help();
 

@@ -29,7 +29,7 @@ public static class DomainCommands
           reboot NAME                        reset the guest
           suspend NAME / resume NAME         pause / continue the vCPUs
           dominfo NAME / domstate NAME       details / state (with reason)
-          domstats NAME                      exits by reason, vCPUs, uptime, CPU time, RSS
+          domstats NAME                      exits by reason, vCPU times, block and net counters, uptime, RSS
           console NAME [--history]           attach to the serial console (Ctrl-] detaches)
           attach-disk NAME SOURCE TARGET [--readonly] [--format raw]
           detach-disk NAME TARGET            change the persistent definition (applies at next start)
@@ -104,6 +104,41 @@ public static class DomainCommands
     }
 
     private static string Name(string name) => Uri.EscapeDataString(name);
+
+    /// <summary>domstats' per-vCPU, block and net lines, named as virsh names them.</summary>
+    private static void PrintDeviceStats(Vmm.Control.ControlResponse v)
+    {
+        foreach (var t in v.VcpuTimes ?? [])
+            Print($"  vcpu.{t.Id}.time={(long)(t.CpuTimeSeconds * 1e9)}");
+        var disks = v.Disks ?? [];
+        Print($"  block.count={disks.Count}");
+        for (int i = 0; i < disks.Count; i++)
+        {
+            var d = disks[i];
+            Print($"  block.{i}.name={d.Name}");
+            if (d.Path is not null)
+                Print($"  block.{i}.path={d.Path}");
+            Print($"  block.{i}.rd.reqs={d.ReadRequests}");
+            Print($"  block.{i}.rd.bytes={d.ReadBytes}");
+            Print($"  block.{i}.wr.reqs={d.WriteRequests}");
+            Print($"  block.{i}.wr.bytes={d.WriteBytes}");
+            Print($"  block.{i}.fl.reqs={d.Flushes}");
+            Print($"  block.{i}.errors={d.Errors}");
+        }
+        var nics = v.Nics ?? [];
+        Print($"  net.count={nics.Count}");
+        for (int i = 0; i < nics.Count; i++)
+        {
+            var n = nics[i];
+            Print($"  net.{i}.name={n.Tap ?? n.Name}");
+            Print($"  net.{i}.rx.bytes={n.RxBytes}");
+            Print($"  net.{i}.rx.pkts={n.RxPackets}");
+            Print($"  net.{i}.rx.drop={n.RxDropped}");
+            Print($"  net.{i}.tx.bytes={n.TxBytes}");
+            Print($"  net.{i}.tx.pkts={n.TxPackets}");
+            Print($"  net.{i}.tx.drop={n.TxDropped}");
+        }
+    }
 
     private static async Task<int> ExecuteAsync(string verb, Args a, DaemonClient client)
     {
@@ -201,6 +236,7 @@ public static class DomainCommands
                         Print($"  exits.{reason.ToLowerInvariant()}={count}");
                     Print($"  pio.unhandled.reads={v.UnhandledPortReads}");
                     Print($"  pio.unhandled.writes={v.UnhandledPortWrites}");
+                    PrintDeviceStats(v);
                 }
                 return 0;
             }

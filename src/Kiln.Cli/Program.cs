@@ -62,6 +62,7 @@ public static class Program
                 "guest-kit" => GuestKitCommand.Execute(rest),
                 "img" => ImgCommand.Execute(rest),
                 "daemon" => DaemonCommand.Execute(rest),
+                "vmm-standby" => VmmStandbyCommand.Execute(rest),
                 _ when DomainCommands.Verbs.Contains(verb) => DomainCommands.Execute(verb, rest),
                 _ when SnapshotCommands.Verbs.Contains(verb) => SnapshotCommands.Execute(verb, rest),
                 "version" or "--version" => PrintVersion(),

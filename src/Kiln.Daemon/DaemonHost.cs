@@ -26,6 +26,9 @@ public sealed class DaemonOptions
     public string? TlsKey { get; set; }
     public string? TokenFile { get; set; }
 
+    /// <summary>Keep one VMM process started ahead, so a start does not wait for one (see VmmLauncher).</summary>
+    public bool SpareVmm { get; set; } = true;
+
     /// <summary>How to run `kiln` for a VMM: the program and its leading arguments.</summary>
     public string[] KilnCommand { get; set; } = [];
 }
@@ -55,7 +58,7 @@ public static class DaemonHost
         ThreadPool.GetMinThreads(out int workers, out int io);
         ThreadPool.SetMinThreads(Math.Max(workers, 64), Math.Max(io, 64));
         var store = new DomainStore(options.StateDir);
-        using var supervisor = new Supervisor(store, options.KilnCommand);
+        using var supervisor = new Supervisor(store, options.KilnCommand, options.SpareVmm);
         await supervisor.InitializeAsync();
 
         var builder = WebApplication.CreateSlimBuilder();

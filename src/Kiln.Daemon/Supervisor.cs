@@ -15,9 +15,27 @@ namespace Kiln.Daemon;
 public sealed partial class Supervisor : IDisposable
 {
     private readonly DomainStore _store;
-    private readonly string[] _kilnCommand;
+    private readonly VmmLauncher _launcher;
+
+    // Launches running at once (see StartAsync).
+    private readonly SemaphoreSlim _launchSlots = new(4 * Environment.ProcessorCount);
     private readonly object _lock = new();
     private readonly Dictionary<string, Domain> _domains = new(StringComparer.Ordinal);
+
+    // What readers see: a copy of _domains made after each change, so list and lookups never wait for _lock
+    // (held across a definition's fsync) and take no lock at all.
+    private volatile DomainIndex _index = DomainIndex.Empty;
+
+    private sealed record DomainIndex(Domain[] Sorted, Dictionary<string, Domain> ByName)
+    {
+        public static readonly DomainIndex Empty = new([], new Dictionary<string, Domain>(StringComparer.Ordinal));
+    }
+
+    /// <summary>Publishes a new <see cref="_index"/>; called under _lock after every change to _domains.</summary>
+    private void Reindex() =>
+        _index = new DomainIndex([.. _domains.Values.OrderBy(d => d.Definition.Name, StringComparer.Ordinal)],
+            new Dictionary<string, Domain>(_domains, StringComparer.Ordinal));
+
     private readonly List<Channel<LifecycleEvent>> _subscribers = [];
     private bool _disposed;
 
@@ -36,10 +54,11 @@ public sealed partial class Supervisor : IDisposable
     }
 
     /// <param name="kilnCommand">The program and leading arguments that run the `kiln` CLI (e.g. dotnet kiln.dll).</param>
-    public Supervisor(DomainStore store, string[] kilnCommand)
+    /// <param name="spareVmm">Keep one VMM process started ahead (see <see cref="VmmLauncher"/>).</param>
+    public Supervisor(DomainStore store, string[] kilnCommand, bool spareVmm = true)
     {
         _store = store;
-        _kilnCommand = kilnCommand;
+        _launcher = new VmmLauncher(kilnCommand, store.Root, Path.Combine(store.LogDir, "vmm-standby.log"), spareVmm);
     }
 
     /// <summary>Loads the definitions, re-attaches to VMMs that survived a daemon restart, marks the dead ones
@@ -50,7 +69,10 @@ public sealed partial class Supervisor : IDisposable
         {
             var domain = new Domain(d);
             lock (_lock)
+            {
                 _domains[d.Name] = domain;
+                Reindex();
+            }
             if (_store.LoadLastExit(d.Name) is { } last)
             {
                 domain.State = last.State == "crashed" ? DomainState.Crashed : DomainState.ShutOff;
@@ -97,17 +119,10 @@ public sealed partial class Supervisor : IDisposable
         MarkEnded(domain, DomainState.Crashed, $"the VMM (pid {runtime.Pid}) ended while the daemon was not running");
     }
 
-    public IReadOnlyList<Domain> Snapshot()
-    {
-        lock (_lock)
-            return [.. _domains.Values.OrderBy(d => d.Definition.Name, StringComparer.Ordinal)];
-    }
+    public IReadOnlyList<Domain> Snapshot() => _index.Sorted;
 
-    public Domain Get(string name)
-    {
-        lock (_lock)
-            return _domains.TryGetValue(name, out var d) ? d : throw new DaemonException(404, $"domain '{name}' not found");
-    }
+    public Domain Get(string name) =>
+        _index.ByName.TryGetValue(name, out var d) ? d : throw new DaemonException(404, $"domain '{name}' not found");
 
     // ---- definitions ----
 
@@ -133,6 +148,7 @@ public sealed partial class Supervisor : IDisposable
             {
                 domain = new Domain(definition);
                 _domains[definition.Name] = domain;
+                Reindex();
             }
             _store.Save(definition);
         }
@@ -151,6 +167,7 @@ public sealed partial class Supervisor : IDisposable
             lock (_lock)
             {
                 _domains.Remove(name);
+                Reindex();
                 domain.Removed = true;
             }
             _store.Delete(name);
@@ -212,6 +229,7 @@ public sealed partial class Supervisor : IDisposable
     public async Task StartAsync(string name)
     {
         var domain = Get(name);
+        Action? ended = null;
         await domain.Gate.WaitAsync();
         try
         {
@@ -219,18 +237,30 @@ public sealed partial class Supervisor : IDisposable
                 throw new DaemonException(404, $"domain '{name}' not found");
             if (domain.State is DomainState.Running or DomainState.Paused)
                 throw new DaemonException(409, $"domain '{name}' is already running");
-            await LaunchAsync(domain);
+            // Paced: VMMs that start together share the CPU their start-up needs, so beyond a few at once every
+            // one of them (and everything else on the host, the daemon's clients too) only gets slower.
+            await _launchSlots.WaitAsync();
+            try
+            {
+                ended = await LaunchAsync(domain);
+            }
+            finally
+            {
+                _launchSlots.Release();
+            }
         }
         finally
         {
             domain.Gate.Release();
         }
         Publish(name, "started");
+        ended?.Invoke();
     }
 
     /// <param name="runArguments">The `kiln run` arguments; null: those of the definition (a boot). A restore
     /// passes `--restore FILE`.</param>
-    private async Task LaunchAsync(Domain domain, List<string>? runArguments = null, string reason = "booted")
+    /// <returns>null, or when the VMM has already ended, what publishes its end.</returns>
+    private async Task<Action?> LaunchAsync(Domain domain, List<string>? runArguments = null, string reason = "booted")
     {
         var d = domain.Definition;
         string socketPath = _store.SocketPath(d.Name);
@@ -238,20 +268,9 @@ public sealed partial class Supervisor : IDisposable
         File.Delete(socketPath);
         var args = runArguments ?? DomainCodec.RunArguments(d);
         args.AddRange(["--control-socket", socketPath, "--name", d.Name]);
-        // sh execs setsid which execs kiln: the pid stays the VMM's, and the VMM gets its own session so that
-        // neither a daemon restart nor a signal to the daemon's process group reaches it.
-        var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
-        psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add("exec nice -n \"$KILN_VM_NICE\" setsid \"$@\" </dev/null >>\"$KILN_VM_LOG\" 2>&1");
-        psi.ArgumentList.Add("kiln-vmm");
-        foreach (var a in _kilnCommand.Concat(args))
-            psi.ArgumentList.Add(a);
-        psi.Environment["KILN_VM_LOG"] = logPath;
-        // A daemon running at a raised priority (nice < 0) starts its VMMs back at nice 0: guests are not favoured.
-        psi.Environment["KILN_VM_NICE"] = Math.Max(0, -Native.getpriority(0, 0)).ToString(CultureInfo.InvariantCulture);
         File.AppendAllText(logPath, $"\n--- {DateTimeOffset.Now:O} starting {d.Name}\n");
         long logStart = new FileInfo(logPath).Length;
-        var child = Process.Start(psi) ?? throw new DaemonException(500, "cannot start the VMM process");
+        var child = _launcher.Launch(args, logPath);
         domain.Child = child;
         var sw = Stopwatch.StartNew();
         Socket? socket = null;
@@ -291,9 +310,52 @@ public sealed partial class Supervisor : IDisposable
         domain.Stopping = false;
         domain.Ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _store.SaveRuntime(d.Name, runtime);
-        await StartWatchAsync(domain, socket);
+        try
+        {
+            await StartWatchAsync(domain, socket);
+        }
+        catch (Exception e) when (e is IOException or SocketException or JsonException or OperationCanceledException)
+        {
+            // A guest that ends at once (a test guest, a kernel that fails early) can close the control socket
+            // before the watch is set up: the domain started, and has already stopped.
+            return await EndedBeforeWatchAsync(domain, child, logPath, logStart);
+        }
         domain.State = DomainState.Running;
         domain.Reason = reason;
+        return null;
+    }
+
+    /// <summary>Reaps a VMM that ended before its watch was set up, and returns the publication of its end (made
+    /// after the start's own event). The VMM's last log line says why it ended (`kiln: PowerOff: ACPI S5 ...`).</summary>
+    private async Task<Action> EndedBeforeWatchAsync(Domain domain, Process child, string logPath, long logStart)
+    {
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        int? status = null;
+        try
+        {
+            await child.WaitForExitAsync(wait.Token);
+            status = child.ExitCode;
+        }
+        catch (OperationCanceledException)
+        {
+            Native.kill(child.Id, 9);
+        }
+        child.Dispose();
+        domain.Child = null;
+        string last = LastLine(ReadFrom(logPath, logStart));
+        string why = last.StartsWith("kiln: ", StringComparison.Ordinal) ? last["kiln: ".Length..] : "";
+        var (state, reason) = status switch
+        {
+            0 when why.StartsWith("PowerOff: ", StringComparison.Ordinal) => (DomainState.ShutOff, "shutdown: " + why["PowerOff: ".Length..]),
+            0 when why.StartsWith("Reset: ", StringComparison.Ordinal) => (DomainState.ShutOff, "shutdown: guest reset (on_reboot=destroy)"),
+            0 => (DomainState.ShutOff, "shutdown: the guest stopped right after its start"),
+            > 128 => (DomainState.Crashed, $"the VMM process died (signal {status - 128})"),
+            null => (DomainState.Crashed, "the VMM stopped answering right after its start"),
+            _ when why.StartsWith("DebugExit: ", StringComparison.Ordinal) => (DomainState.ShutOff, $"guest exited with status {status}"),
+            _ => (DomainState.Crashed, why.Length > 0 ? why : $"the VMM exited with status {status}"),
+        };
+        MarkEnded(domain, state, reason);
+        return () => Publish(domain.Definition.Name, state == DomainState.Crashed ? "crashed" : "stopped", reason);
     }
 
     private static string ReadFrom(string path, long offset)
@@ -490,16 +552,46 @@ public sealed partial class Supervisor : IDisposable
 
     public async Task RebootAsync(string name) => await ControlAsync(Get(name), "reset");
 
-    /// <summary>Graceful: Ctrl-Alt-Del through the i8042, then waits for the guest to power off.</summary>
+    /// <summary>How long a guest that listens for the ACPI power button gets to act on it before it also gets
+    /// Ctrl-Alt-Del (a guest may enable the button without acting on it, like a busybox system).</summary>
+    private static readonly TimeSpan PowerButtonGrace = TimeSpan.FromSeconds(5);
+
+    /// <summary>Graceful: the ACPI power button if the guest listens for it, Ctrl-Alt-Del through the i8042 if it
+    /// does not (or has not powered off after <see cref="PowerButtonGrace"/>), then waits for the guest to power
+    /// off.</summary>
     public async Task ShutdownAsync(string name, TimeSpan timeout)
     {
         var domain = Get(name);
         var ended = domain.Ended.Task;
-        await ControlAsync(domain, "shutdown");
-        Publish(name, "shutdown-requested");
-        if (await Task.WhenAny(ended, Task.Delay(timeout)) != ended)
+        var deadline = Task.Delay(timeout);
+        bool pressed;
+        try
+        {
+            await ControlAsync(domain, "power-button");
+            pressed = true;
+        }
+        catch (DaemonException)
+        {
+            pressed = false; // no ACPI OS listening (or a VMM without the button): the keyboard it is
+        }
+        Publish(name, "shutdown-requested", pressed ? "ACPI power button" : "Ctrl-Alt-Del");
+        if (pressed)
+        {
+            var grace = Task.Delay(TimeSpan.FromTicks(Math.Min(PowerButtonGrace.Ticks, timeout.Ticks / 2)));
+            if (await Task.WhenAny(ended, grace) == ended)
+                return;
+        }
+        try
+        {
+            await ControlAsync(domain, "shutdown");
+        }
+        catch (DaemonException) when (pressed)
+        {
+            // The button was pressed; a keyboard that takes no keys leaves that as the only request.
+        }
+        if (await Task.WhenAny(ended, deadline) != ended)
             throw new DaemonException(504, $"domain '{name}' did not shut down within {timeout.TotalSeconds:0.#} s " +
-                "(the guest ignored Ctrl-Alt-Del); it is still running: use 'kiln destroy' to stop it");
+                $"(the guest ignored {(pressed ? "the ACPI power button and " : "")}Ctrl-Alt-Del); it is still running: use 'kiln destroy' to stop it");
     }
 
     /// <summary>Stops the VMM at once (virsh destroy): asks it to stop, then SIGKILL if it does not within 5 s.</summary>
@@ -627,6 +719,7 @@ public sealed partial class Supervisor : IDisposable
     {
         // Running VMMs are left running: a restarted daemon re-attaches to them.
         _disposed = true;
+        _launcher.Dispose();
         foreach (var d in Snapshot())
         {
             d.Watch?.Dispose();

@@ -122,7 +122,7 @@ public sealed class Machine : IMachineControl, IDisposable
         AddPortDevice(PostCode.Port, PostCode.PortCount, new PostCode(), "POST code");
         AddPortDevice(SystemControlPortA.Port, SystemControlPortA.PortCount, new SystemControlPortA(this), "system control port A");
         AddPortDevice(ResetControl.Port, ResetControl.PortCount, new ResetControl(this), "reset control");
-        AddPortDevice(AcpiLayout.PmBase, AcpiLayout.PmLength, new AcpiPmDevice(this, AcpiLayout.SleepTypeS5), "ACPI PM");
+        AddPortDevice(AcpiLayout.PmBase, AcpiLayout.PmLength, new AcpiPmDevice(this, AcpiLayout.SleepTypeS5, new KvmInterruptLine(_vm, AcpiLayout.SciIrq)), "ACPI PM");
         if (Config.DebugExitPort is ushort port)
             AddPortDevice(port, DebugExit.PortCount, new DebugExit(this, port), "debug exit");
     }
@@ -166,6 +166,9 @@ public sealed class Machine : IMachineControl, IDisposable
     public VirtioConsole? VirtioConsole { get; private set; }
 
     private VirtioWiring? _virtio;
+
+    /// <summary>The machine's virtio devices, in the order they were added (disks, NICs, rng, console).</summary>
+    public IReadOnlyList<Virtio.VirtioDevice> VirtioDevices => _virtio?.Devices ?? [];
 
     private void AddPortDevice(ushort port, ulong length, IBusDevice device, string name)
     {

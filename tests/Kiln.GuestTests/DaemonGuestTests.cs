@@ -171,9 +171,25 @@ public sealed class DaemonGuestTests(ITestOutputHelper log) : IDisposable
         var starts = await Task.WhenAll(http.PostAsync("/v1/domains/once/start", null), http.PostAsync("/v1/domains/once/start", null));
         var codes = starts.Select(s => (int)s.StatusCode).Order().ToArray();
         Assert.Equal([200, 409], codes);
-        int vmms = Process.GetProcesses().Count(p => CommandLine(p).Contains("--name\0once\0", StringComparison.Ordinal));
+        // Every launch writes one header line to the domain's log before its VMM starts.
+        var launches = File.ReadAllLines(Path.Combine(_d.StateDir, "log", "once.log")).Count(l => l.StartsWith("--- ", StringComparison.Ordinal));
+        Assert.Equal(1, launches);
+        int vmms = Process.GetProcesses().Count(p => CommandLine(p).Contains("vmm-standby", StringComparison.Ordinal) &&
+                                                     OutputFile(p) == Path.Combine(_d.StateDir, "log", "once.log"));
         Assert.Equal(1, vmms);
         _d.Ok("destroy", "once");
+    }
+
+    private static string? OutputFile(Process p)
+    {
+        try
+        {
+            return new FileInfo($"/proc/{p.Id}/fd/1").LinkTarget;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     private static string CommandLine(Process p)
@@ -260,7 +276,121 @@ public sealed class DaemonGuestTests(ITestOutputHelper log) : IDisposable
     }
 
     [KvmFact]
-    public async Task TcpListenerRefusesUnauthenticatedRequests()
+    public void ShutdownPressesTheAcpiPowerButtonOfAGuestThatListens()
+    {
+        _d.Ok("define", _d.WriteFile("pb.json", $$$"""{"name":"pb","memoryMiB":32,"os":{"kernel":"{{{TestGuest.Path}}}","cmdline":"test=powerbutton"}}"""));
+        _d.Ok("start", "pb");
+        _d.WaitForLog("pb", "powerbutton: armed");
+        var sw = Stopwatch.StartNew();
+        _d.Ok("shutdown", "pb", "--timeout", "30");
+        // The Ctrl-Alt-Del fallback would only come after a 5 s grace period (and this guest ignores it).
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5), $"shutdown took {sw.Elapsed.TotalSeconds:F1} s");
+        Assert.Contains("ACPI S5", _d.Ok("domstate", "pb"));
+        Assert.Contains("powerbutton: pressed; powering off", _d.ConsoleLog("pb"));
+    }
+
+    [KvmFact]
+    public void DomstatsReportsBlockCountersAndVcpuTimesAndAttachDiskWhileShutOffAppliesAtStart()
+    {
+        string disk = _d.WriteFile("blk.raw", "");
+        File.WriteAllBytes(disk, new byte[1 << 20]);
+        _d.Ok("define", _d.WriteFile("blk.xml", $"""
+            <domain type='kvm'>
+              <name>blk</name>
+              <memory unit='MiB'>32</memory>
+              <vcpu>1</vcpu>
+              <os><type arch='x86_64'>hvm</type><kernel>{TestGuest.Path}</kernel>
+                <cmdline>test=virtio-blk transport=pci nread=8 write=1 sector=8 count=4 flush=1 hold=1</cmdline></os>
+            </domain>
+            """));
+        // Shut off: the change is simply made (no "next start" message), and the start gives the guest the disk.
+        Assert.Equal("Disk vda attached", _d.Ok("attach-disk", "blk", disk, "vda").Trim());
+        _d.Ok("start", "blk");
+        _d.WaitForLog("blk", "virtio-blk: holding");
+        Assert.Contains("virtio-blk: device status 0xf; ok", _d.ConsoleLog("blk"));
+        var vmm = JsonDocument.Parse(_d.Ok("domstats", "blk", "--json")).RootElement.GetProperty("vmm");
+        var d = vmm.GetProperty("disks")[0];
+        Assert.Equal("vda", d.GetProperty("name").GetString());
+        Assert.Equal(disk, d.GetProperty("path").GetString());
+        Assert.True(d.GetProperty("readRequests").GetInt64() >= 1);
+        Assert.True(d.GetProperty("readBytes").GetInt64() >= 8 * 512);
+        Assert.True(d.GetProperty("writeRequests").GetInt64() >= 1);
+        Assert.True(d.GetProperty("writeBytes").GetInt64() >= 4 * 512);
+        Assert.Equal(1, d.GetProperty("flushes").GetInt64());
+        Assert.Equal(0, d.GetProperty("errors").GetInt64());
+        Assert.Equal(0, vmm.GetProperty("nics").GetArrayLength());
+        var vcpu = Assert.Single(vmm.GetProperty("vcpuTimes").EnumerateArray());
+        Assert.Equal(0, vcpu.GetProperty("id").GetInt32());
+        Assert.True(vcpu.GetProperty("cpuTimeSeconds").GetDouble() >= 0);
+        var text = _d.Ok("domstats", "blk");
+        Assert.Contains("block.count=1", text);
+        Assert.Contains("block.0.name=vda", text);
+        Assert.Matches(@"block\.0\.wr\.reqs=[1-9]", text);
+        Assert.Contains("block.0.fl.reqs=1", text);
+        Assert.Contains("vcpu.0.time=", text);
+        Assert.Contains("net.count=0", text);
+        // Running: the change is persistent and the message says when it applies.
+        string second = _d.WriteFile("blk2.raw", "");
+        File.WriteAllBytes(second, new byte[1 << 20]);
+        Assert.Contains("applies at the next start", _d.Ok("attach-disk", "blk", second, "vdb"));
+        Assert.Single(JsonDocument.Parse(_d.Ok("domstats", "blk", "--json")).RootElement.GetProperty("vmm").GetProperty("disks").EnumerateArray());
+        Assert.Contains("applies at the next start", _d.Ok("detach-disk", "blk", "vdb"));
+        var bad = _d.Cli(["attach-disk", "blk", second, "vda"]);
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("already has a disk at vda", bad.Stderr);
+        _d.Ok("destroy", "blk");
+        Assert.Equal("Disk vda detached", _d.Ok("detach-disk", "blk", "vda").Trim());
+        Assert.DoesNotContain("<disk", _d.Ok("dumpxml", "blk"));
+    }
+
+    [KvmFact]
+    public void CliOverTcpWithTlsAndTokenDrivesADomainEndToEnd()
+    {
+        var (uri, ca, token) = StartTlsDaemon();
+        ProcessRunner.Result Tcp(string[] args, string? stdin = null, string? withToken = null, bool trustCa = true)
+        {
+            var env = new List<string>();
+            if (withToken is not null)
+                env.Add("KILN_TOKEN=" + withToken);
+            if (trustCa)
+                env.Add("KILN_TLS_CA=" + ca);
+            var r = ProcessRunner.Run("env", [.. env, "dotnet", Support.Kiln.CliDll, .. args, "-c", uri], TimeSpan.FromSeconds(60), stdin);
+            log.WriteLine($"$ kiln {string.Join(' ', args)} -c {uri} -> {r.ExitCode}\n{r.Stdout}{r.Stderr}");
+            return r;
+        }
+        var anonymous = Tcp(["list", "--all"]);
+        Assert.Equal(1, anonymous.ExitCode);
+        Assert.Equal("error: unauthorized: a valid bearer token is required", anonymous.Stderr.Trim());
+        Assert.Equal(1, Tcp(["list"], withToken: "wrong-token-0123456789").ExitCode);
+        var untrusted = Tcp(["list"], withToken: token, trustCa: false);
+        Assert.Equal(1, untrusted.ExitCode);
+        Assert.Single(untrusted.Stderr.Trim().Split('\n'));
+
+        string xml = _d.WriteFile("tcp.xml", $"""
+            <domain type='kvm'>
+              <name>remote1</name>
+              <memory unit='MiB'>32</memory>
+              <vcpu>1</vcpu>
+              <os><type arch='x86_64'>hvm</type><kernel>{TestGuest.Path}</kernel><cmdline>test=echo</cmdline></os>
+            </domain>
+            """);
+        Assert.Equal(0, Tcp(["define", xml], withToken: token).ExitCode);
+        Assert.Equal(0, Tcp(["start", "remote1"], withToken: token).ExitCode);
+        var list = Tcp(["list"], withToken: token);
+        Assert.Matches(@"remote1\s+running", list.Stdout);
+        Assert.Equal(0, Tcp(["domstats", "remote1"], withToken: token).ExitCode);
+        // The console is a WebSocket over the same TLS connection, authorized by the same token.
+        var console = Tcp(["console", "remote1", "--history"], stdin: "ok q", withToken: token);
+        Assert.Equal(0, console.ExitCode);
+        Assert.Contains("echo ready", console.Stdout);
+        Assert.Contains("echo done", console.Stdout);
+        _d.WaitForState("remote1", "shut off");
+        Assert.StartsWith("shut off", Tcp(["domstate", "remote1"], withToken: token).Stdout);
+    }
+
+    /// <summary>Restarts the harness's daemon with a TCP listener: a self-signed certificate for 127.0.0.1 and a
+    /// token file. Returns the tcp:// URI, the certificate's PEM path (the clients' CA) and the token.</summary>
+    private (string Uri, string Ca, string Token) StartTlsDaemon()
     {
         string dir = _d.Dir;
         using (var key = RSA.Create(2048))
@@ -269,6 +399,7 @@ public sealed class DaemonGuestTests(ITestOutputHelper log) : IDisposable
             var san = new SubjectAlternativeNameBuilder();
             san.AddIpAddress(IPAddress.Loopback);
             request.CertificateExtensions.Add(san.Build());
+            request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
             using var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
             File.WriteAllText(Path.Combine(dir, "cert.pem"), cert.ExportCertificatePem());
             File.WriteAllText(Path.Combine(dir, "key.pem"), key.ExportPkcs8PrivateKeyPem());
@@ -279,6 +410,14 @@ public sealed class DaemonGuestTests(ITestOutputHelper log) : IDisposable
         _d.StopDaemon(kill: false);
         _d.StartDaemon("--tcp", $"127.0.0.1:{port}", "--tls-cert", Path.Combine(dir, "cert.pem"), "--tls-key", Path.Combine(dir, "key.pem"),
             "--token-file", Path.Combine(dir, "token"));
+        return ($"tcp://127.0.0.1:{port}", Path.Combine(dir, "cert.pem"), token);
+    }
+
+    [KvmFact]
+    public async Task TcpListenerRefusesUnauthenticatedRequests()
+    {
+        var (uri, _, token) = StartTlsDaemon();
+        int port = new Uri(uri).Port;
         using var handler = new HttpClientHandler { ServerCertificateCustomValidationCallback = (_, _, _, _) => true };
         using var http = new HttpClient(handler) { BaseAddress = new Uri($"https://127.0.0.1:{port}/") };
         var anonymous = await http.GetAsync("/v1/domains");
@@ -416,6 +555,26 @@ public sealed class DaemonHarness : IDisposable
             Thread.Sleep(100);
         }
         Assert.Fail($"domain {name} did not reach '{state}' (last: {last.Trim()})");
+    }
+
+    /// <summary>The domain's console log (the VMM's stdout) so far.</summary>
+    public string ConsoleLog(string name)
+    {
+        string path = Path.Combine(StateDir, "log", name + ".log");
+        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        return new StreamReader(f).ReadToEnd();
+    }
+
+    public void WaitForLog(string name, string text, TimeSpan? timeout = null)
+    {
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < (timeout ?? TimeSpan.FromSeconds(20)))
+        {
+            if (File.Exists(Path.Combine(StateDir, "log", name + ".log")) && ConsoleLog(name).Contains(text, StringComparison.Ordinal))
+                return;
+            Thread.Sleep(50);
+        }
+        Assert.Fail($"'{text}' did not appear in {name}'s console log:\n{ConsoleLog(name)}");
     }
 
     public HttpClient Http()

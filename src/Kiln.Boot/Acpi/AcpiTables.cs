@@ -5,7 +5,7 @@ namespace Kiln.Boot.Acpi;
 
 /// <summary>The ACPI tables of a Kiln machine: RSDP -> XSDT (and RSDT) -> FADT (-> FACS, DSDT), MADT. They give the
 /// guest its CPUs and IOAPIC (MADT), a power-off path through the PM1a control register (FADT + the DSDT's \_S5),
-/// and a reset register (port 0xCF9).</summary>
+/// a fixed-feature power button (PM1 event block, SCI on GSI 9) and a reset register (port 0xCF9).</summary>
 public static class AcpiTables
 {
     private const byte MadtFlagPcAtCompat = 1;
@@ -93,9 +93,10 @@ public static class AcpiTables
         w.Put8(0); w.Put8(0); w.Put8(0x32);                    // 106 DAY_ALRM, MON_ALRM, CENTURY (CMOS 0x32)
         w.Put16(0x0003);                                       // 109 IAPC_BOOT_ARCH: legacy devices, 8042
         w.Put8(0);                                             // 111 reserved
-        const uint Wbinvd = 1 << 0, ProcC1 = 1 << 2, PowerButtonAbsent = 1 << 4, SleepButtonAbsent = 1 << 5;
+        const uint Wbinvd = 1 << 0, ProcC1 = 1 << 2, SleepButtonAbsent = 1 << 5;
         const uint TimerValExt = 1 << 8, ResetRegSupported = 1 << 10;
-        w.Put32(Wbinvd | ProcC1 | PowerButtonAbsent | SleepButtonAbsent | TimerValExt | ResetRegSupported); // 112
+        // The power button is the fixed-feature one (PM1 PWRBTN_STS/EN, SCI): PWR_BUTTON clear means present.
+        w.Put32(Wbinvd | ProcC1 | SleepButtonAbsent | TimerValExt | ResetRegSupported); // 112
         w.PutIoAddress(AcpiLayout.ResetPort, 8, 1);            // 116 RESET_REG
         w.Put8(AcpiLayout.ResetValue);                         // 128 RESET_VALUE
         w.Put16(0); w.Put8(0);                                 // 129 ARM_BOOT_ARCH, FADT minor version

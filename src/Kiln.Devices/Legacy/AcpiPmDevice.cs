@@ -6,26 +6,73 @@ namespace Kiln.Devices.Legacy;
 
 /// <summary>ACPI fixed-hardware power management: PM1a status (offset 0) and enable (2), PM1a control (4), and the
 /// 3.579545 MHz PM timer (8). Writing SLP_EN with the S5 sleep type to the control register powers the machine
-/// off; that is how an ACPI guest's `poweroff` ends. SCI_EN reads as set: the platform is always in ACPI mode.</summary>
+/// off; that is how an ACPI guest's `poweroff` ends. SCI_EN reads as set: the platform is always in ACPI mode.
+///
+/// The fixed-feature power button: <see cref="PressPowerButton"/> sets PWRBTN_STS, and while a status bit and its
+/// enable bit are both set the SCI (a level-triggered line, GSI 9) is asserted, until the guest's handler clears
+/// the status by writing one to it. An ACPI OS sets PWRBTN_EN when its button driver loads, so the enable bit also
+/// tells whether anyone is listening.</summary>
 public sealed class AcpiPmDevice : IBusDevice, IStateful
 {
     public const ulong Length = 12;
     public const long TimerHz = 3_579_545;
     private const byte StateVersion = 1;
     private const ushort SciEnable = 1, SleepEnable = 1 << 13;
+
+    /// <summary>PWRBTN_STS in PM1 status, PWRBTN_EN in PM1 enable.</summary>
+    public const ushort PowerButton = 1 << 8;
+
+    /// <summary>The status/enable bits Kiln implements: timer overflow is never raised, only the power button.</summary>
+    private const ushort ImplementedEvents = PowerButton;
     private const int SleepTypeShift = 10;
 
     private readonly IMachineControl _machine;
+    private readonly IInterruptLine? _sci;
     private readonly int _s5SleepType;
     private readonly Lock _lock = new();
     private readonly long _timerOrigin = Stopwatch.GetTimestamp();
     private ushort _status, _enable, _control = SciEnable;
     private long _unexpectedAccesses;
+    private bool _sciLevel;
 
-    public AcpiPmDevice(IMachineControl machine, int s5SleepType)
+    /// <param name="sci">The SCI line (level-triggered); null for a machine without one (no power button events).</param>
+    public AcpiPmDevice(IMachineControl machine, int s5SleepType, IInterruptLine? sci = null)
     {
         _machine = machine;
         _s5SleepType = s5SleepType;
+        _sci = sci;
+    }
+
+    /// <summary>Whether the guest has enabled power button events (PWRBTN_EN): an ACPI OS listens for presses.</summary>
+    public bool PowerButtonEnabled
+    {
+        get
+        {
+            lock (_lock)
+                return (_enable & PowerButton) != 0;
+        }
+    }
+
+    /// <summary>Presses the power button: sets PWRBTN_STS, which raises the SCI if the guest enabled the event.
+    /// Returns whether the guest had enabled it (if not, the press is only latched in the status register).</summary>
+    public bool PressPowerButton()
+    {
+        lock (_lock)
+        {
+            _status |= PowerButton;
+            UpdateSci();
+            return (_enable & PowerButton) != 0;
+        }
+    }
+
+    /// <summary>Drives the SCI from status AND enable (only on a change); called under _lock after either changes.</summary>
+    private void UpdateSci()
+    {
+        bool level = (_status & _enable & ImplementedEvents) != 0;
+        if (level == _sciLevel)
+            return;
+        _sciLevel = level;
+        _sci?.Set(level);
     }
 
     public string StateId => "acpi-pm";
@@ -67,6 +114,7 @@ public sealed class AcpiPmDevice : IBusDevice, IStateful
             if (offset < 2)
                 _status &= (ushort)~clear; // write-one-to-clear
             _enable = BitConverter.ToUInt16(file[2..]);
+            UpdateSci();
             ushort control = BitConverter.ToUInt16(file[4..]);
             powerOff = (control & SleepEnable) != 0 && ((control >> SleepTypeShift) & 7) == _s5SleepType;
             _control = (ushort)(control & ~SleepEnable); // SLP_EN is write-only
@@ -110,6 +158,7 @@ public sealed class AcpiPmDevice : IBusDevice, IStateful
             _status = status;
             _enable = enable;
             _control = control;
+            UpdateSci();
         }
     }
 }

@@ -4,6 +4,11 @@ namespace Kiln.Virtio.Block;
 public sealed class BlockMetrics
 {
     internal long ReadBytesValue, WriteBytesValue, FlushesValue, DiscardsValue, IoErrorsValue, UnsupportedValue;
+    internal long ReadRequestsValue, WriteRequestsValue;
+
+    /// <summary>Read and write requests completed successfully (for domstats).</summary>
+    public long ReadRequests => Interlocked.Read(ref ReadRequestsValue);
+    public long WriteRequests => Interlocked.Read(ref WriteRequestsValue);
 
     public long ReadBytes => Interlocked.Read(ref ReadBytesValue);
     public long WriteBytes => Interlocked.Read(ref WriteBytesValue);

@@ -119,6 +119,7 @@ public sealed class VirtioBlock : VirtioDevice
         }
         written = (uint)length;
         Interlocked.Add(ref Metrics.ReadBytesValue, (long)length);
+        Interlocked.Increment(ref Metrics.ReadRequestsValue);
         return BlockRequest.StatusOk;
     }
 
@@ -141,6 +142,7 @@ public sealed class VirtioBlock : VirtioDevice
             offset += (ulong)size;
         }
         Interlocked.Add(ref Metrics.WriteBytesValue, (long)length);
+        Interlocked.Increment(ref Metrics.WriteRequestsValue);
         return BlockRequest.StatusOk;
     }
 

@@ -9,7 +9,8 @@ namespace Kiln.Vmm.Control;
 /// with an <c>exit</c> event just before the VMM exits.</summary>
 public sealed class ControlRequest
 {
-    /// <summary>status | pause | resume | shutdown | reset | stop | stats | console | watch | save | snapshot</summary>
+    /// <summary>status | pause | resume | shutdown (Ctrl-Alt-Del) | power-button (ACPI) | reset | stop | stats |
+    /// console | watch | save | snapshot</summary>
     [JsonPropertyName("cmd")] public string Command { get; set; } = "";
 
     /// <summary>For <c>console</c>: replay the recent console output (up to 64 KiB) first.</summary>
@@ -43,6 +44,10 @@ public sealed class ControlResponse
     [JsonPropertyName("snapshotBytes")] public long? SnapshotBytes { get; set; }
     [JsonPropertyName("snapshotRamDataBytes")] public long? SnapshotRamDataBytes { get; set; }
     [JsonPropertyName("pausedMs")] public double? PausedMs { get; set; }
+    /// <summary>For <c>stats</c>: per-device counters and each vCPU thread's CPU time.</summary>
+    [JsonPropertyName("disks")] public List<DiskStats>? Disks { get; set; }
+    [JsonPropertyName("nics")] public List<NicStats>? Nics { get; set; }
+    [JsonPropertyName("vcpuTimes")] public List<VcpuTime>? VcpuTimes { get; set; }
 }
 
 /// <summary>A lifecycle event on a <c>watch</c> connection: paused, resumed, reboot, exit.</summary>

@@ -186,6 +186,14 @@ public sealed class ControlServer : IDisposable
                 if (i8042 is null || !i8042.InjectCtrlAltDel())
                     return Fail("the guest's keyboard controller is not accepting keys (no Ctrl-Alt-Del possible)");
                 return Ok();
+            case "power-button":
+                if (machine is null)
+                    return Fail("the machine is not running");
+                var pm = machine.Devices.OfType<AcpiPmDevice>().FirstOrDefault();
+                if (pm is null || !pm.PowerButtonEnabled)
+                    return Fail("the guest has not enabled the ACPI power button (no ACPI OS listening)");
+                pm.PressPowerButton();
+                return Ok();
             case "reset":
                 if (machine is null)
                     return Fail("the machine is not running");
@@ -215,6 +223,9 @@ public sealed class ControlServer : IDisposable
                         response.Exits[reason.ToString()] = count;
                     response.UnhandledPortReads = machine.Pio.UnhandledReads;
                     response.UnhandledPortWrites = machine.Pio.UnhandledWrites;
+                    response.Disks = DeviceStatsCollector.Disks(machine);
+                    response.Nics = DeviceStatsCollector.Nics(machine);
+                    response.VcpuTimes = DeviceStatsCollector.VcpuTimes();
                 }
                 return response;
             case "console" or "watch":
@@ -222,7 +233,7 @@ public sealed class ControlServer : IDisposable
             case "save" or "snapshot":
                 return SaveSnapshot(request, machine);
             default:
-                return Fail($"unknown command '{request.Command}' (status, pause, resume, shutdown, reset, stop, stats, console, watch, save, snapshot)");
+                return Fail($"unknown command '{request.Command}' (status, pause, resume, shutdown, power-button, reset, stop, stats, console, watch, save, snapshot)");
         }
     }
 

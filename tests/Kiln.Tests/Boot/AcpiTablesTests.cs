@@ -85,6 +85,9 @@ public sealed class AcpiTablesTests
         Assert.Equal((ushort)9, BitConverter.ToUInt16(fadt, 46));
         Assert.Equal(0xCF9UL, BitConverter.ToUInt64(fadt, 120));
         Assert.Equal((byte)6, fadt[128]);
+        uint flags = BitConverter.ToUInt32(fadt, 112);
+        Assert.Equal(0u, flags & (1 << 4)); // PWR_BUTTON clear: a fixed-feature power button is present
+        Assert.Equal(1u << 5, flags & (1 << 5)); // SLP_BUTTON set: no sleep button
     }
 
     [Fact]

@@ -70,4 +70,58 @@ public sealed class AcpiPmDeviceTests
         Assert.Equal((ushort)0x0121, Read16(b, 2));
         Assert.Throws<StateFormatException>(() => b.RestoreState(new StateReader(new byte[] { 9 })));
     }
+
+    [Fact]
+    public void PowerButtonRaisesTheSciOnlyWhenEnabledUntilTheGuestClearsIt()
+    {
+        var sci = new FakeInterruptLine();
+        var d = new AcpiPmDevice(new FakeMachineControl(), 5, sci);
+        Assert.False(d.PowerButtonEnabled);
+        Assert.False(d.PressPowerButton()); // nobody listening: latched, no interrupt
+        Assert.Equal(AcpiPmDevice.PowerButton, Read16(d, 0) & AcpiPmDevice.PowerButton);
+        Assert.False(sci.Level);
+        d.Write(0, BitConverter.GetBytes(AcpiPmDevice.PowerButton)); // write one to clear
+        Assert.Equal(0, Read16(d, 0));
+
+        d.Write(2, BitConverter.GetBytes(AcpiPmDevice.PowerButton)); // the OS's button driver loads
+        Assert.True(d.PowerButtonEnabled);
+        Assert.False(sci.Level);
+        Assert.True(d.PressPowerButton());
+        Assert.True(sci.Level); // level-triggered: held until handled
+        Assert.True(d.PressPowerButton());
+        d.Write(0, BitConverter.GetBytes((ushort)0)); // writing zero clears nothing
+        Assert.True(sci.Level);
+        d.Write(0, BitConverter.GetBytes(AcpiPmDevice.PowerButton));
+        Assert.False(sci.Level);
+        Assert.Equal(0, Read16(d, 0));
+        Assert.Equal(0, sci.RepeatedLevels);
+    }
+
+    [Fact]
+    public void DisablingThePowerButtonDropsAPendingSci()
+    {
+        var sci = new FakeInterruptLine();
+        var d = new AcpiPmDevice(new FakeMachineControl(), 5, sci);
+        d.Write(2, BitConverter.GetBytes(AcpiPmDevice.PowerButton));
+        d.PressPowerButton();
+        Assert.True(sci.Level);
+        d.Write(2, BitConverter.GetBytes((ushort)0));
+        Assert.False(sci.Level);
+        Assert.Equal(AcpiPmDevice.PowerButton, Read16(d, 0)); // the press stays latched in the status
+    }
+
+    [Fact]
+    public void APendingPressSurvivesSaveAndRestoreWithItsSci()
+    {
+        var a = new AcpiPmDevice(new FakeMachineControl(), 5, new FakeInterruptLine());
+        a.Write(2, BitConverter.GetBytes(AcpiPmDevice.PowerButton));
+        a.PressPowerButton();
+        var w = new StateWriter();
+        a.SaveState(w);
+        var sci = new FakeInterruptLine();
+        var b = new AcpiPmDevice(new FakeMachineControl(), 5, sci);
+        b.RestoreState(new StateReader(w.ToArray()));
+        Assert.True(sci.Level);
+        Assert.Equal(AcpiPmDevice.PowerButton, Read16(b, 0));
+    }
 }
