@@ -24,6 +24,7 @@ static const struct {
     { "virtio-console", test_virtio_console, "[transport=pci|mmio] [wait=SECONDS]" },
     { "emulate", test_emulate, "" },
     { "virtio-net", test_virtio_net, "[transport=pci|mmio] ip=A.B.C.D peer=A.B.C.D [count=N] [mrg=1]" },
+    { "dirty", test_dirty, "[mb=64] [static_mb=16] [tick_ms=100] [ticks=0]" },
 };
 
 int test_main(const char *cmdline)
