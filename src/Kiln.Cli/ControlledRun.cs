@@ -8,7 +8,8 @@ namespace Kiln.Cli;
 /// control socket's clients and to stdout (the daemon's log file); input comes from console clients.</summary>
 public static class ControlledRun
 {
-    public static int Run(VmConfig config, string socketPath, string? name, bool stats)
+    public static int Run(VmConfig config, string socketPath, string? name, bool stats,
+        VmmRunner.MachineFactory? firstMachine = null)
     {
         using var server = new ControlServer(socketPath, name, echoToStdout: true);
         using var runner = new VmmRunner(config, server.OutputFd, server.InputFd);
@@ -19,7 +20,7 @@ public static class ControlledRun
         MachineExit exit;
         try
         {
-            exit = runner.Run();
+            exit = runner.Run(firstMachine);
         }
         catch (Exception e)
         {

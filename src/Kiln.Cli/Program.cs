@@ -68,7 +68,7 @@ public static class Program
         }
         catch (Exception e) when (e is KvmException or BootException or GuestMemoryException or SystemCallException
                                        or StateFormatException or IOException or UnauthorizedAccessException
-                                       or Virtio.Net.NetBackendException
+                                       or Virtio.Net.NetBackendException or Vmm.Migration.MigrationException
                                        or GuestKitException)
         {
             KilnLog.Error(e.Message);

@@ -24,6 +24,11 @@ public static class RunCommand
         public VirtioTransportKind Transport = VirtioTransportKind.Pci;
         public string? ControlSocket;
         public string? Name;
+        public string? Incoming;
+        public string? IncomingTokenFile;
+        public string? IncomingTlsCert;
+        public string? IncomingTlsKey;
+        public int IncomingTimeout = 120;
     }
 
     private static readonly CliOptions<Settings> Options = new CliOptions<Settings>("run", "--kernel PATH [options]")
@@ -48,7 +53,15 @@ public static class RunCommand
         .Flag("--stats", "print exit counts when the VM stops", s => s.Stats = true)
         .Value("--control-socket", "PATH", "serve the control protocol on this Unix socket (console goes there and to stdout)",
             (s, v) => s.ControlSocket = v)
-        .Value("--name", "NAME", "the VM's name (reported on the control socket)", (s, v) => s.Name = v);
+        .Value("--name", "NAME", "the VM's name (reported on the control socket)", (s, v) => s.Name = v)
+        .Value("--incoming", "tcp:ADDR:PORT", "receive a live migration instead of booting (same --memory/--cpus/devices as the source)",
+            (s, v) => s.Incoming = v)
+        .Value("--incoming-token-file", "PATH", "the migration's one-time token (default: $KILN_MIGRATION_TOKEN)",
+            (s, v) => s.IncomingTokenFile = v)
+        .Value("--incoming-tls-cert", "PEM", "serve the migration stream over TLS with this certificate", (s, v) => s.IncomingTlsCert = v)
+        .Value("--incoming-tls-key", "PEM", "the TLS certificate's private key", (s, v) => s.IncomingTlsKey = v)
+        .Value("--incoming-timeout", "SECONDS", "give up when no source connects in time (default 120)",
+            (s, v) => s.IncomingTimeout = (int)SizeParser.ParseNumber(v, "--incoming-timeout", 86400));
 
     public static string Help => Options.Help() + "\n\nConsole: C-a x exits, C-a h for help.";
 
@@ -67,12 +80,15 @@ public static class RunCommand
             NoReboot = settings.NoReboot, Disks = settings.Disks, Nics = settings.Nics, Rng = settings.Rng, Console = settings.Console,
             Transport = settings.Transport,
         };
+        using var incoming = settings.Incoming is null ? null : IncomingOption.Listen(settings.Incoming,
+            settings.IncomingTokenFile, settings.IncomingTlsCert, settings.IncomingTlsKey, settings.IncomingTimeout);
+        VmmRunner.MachineFactory? first = incoming is null ? null : (kvm, cpuid, console) => incoming.Receive(config, kvm, cpuid, console);
         if (settings.ControlSocket is not null)
-            return ControlledRun.Run(config, settings.ControlSocket, settings.Name, settings.Stats);
-        return Run(config, settings.Stats);
+            return ControlledRun.Run(config, settings.ControlSocket, settings.Name, settings.Stats, first);
+        return Run(config, settings.Stats, first);
     }
 
-    private static int Run(VmConfig config, bool stats)
+    private static int Run(VmConfig config, bool stats, VmmRunner.MachineFactory? first)
     {
         using var runner = new VmmRunner(config);
         byte[]? savedTerminal = Terminal.IsTerminal(0) ? Terminal.MakeRaw(0) : null;
@@ -82,7 +98,7 @@ public static class RunCommand
         MachineExit exit;
         try
         {
-            exit = runner.Run();
+            exit = runner.Run(first);
         }
         finally
         {

@@ -27,6 +27,7 @@ public sealed class ControlServer : IDisposable
     private long _historyLength;
     private long _consoleBytes;
     private VmmRunner? _runner;
+    private readonly MigrationControl _migration = new();
     private bool _paused;
     private bool _closed;
 
@@ -209,8 +210,16 @@ public sealed class ControlServer : IDisposable
                 return response;
             case "console" or "watch":
                 return Ok();
+            case "migrate":
+                if (machine is null)
+                    return Fail("the machine is not running");
+                if (Volatile.Read(ref _paused))
+                    return Fail("the machine is paused; resume it before migrating");
+                return _migration.Start(runner, machine, request, Broadcast);
+            case "migrate-abort":
+                return _migration.Abort();
             default:
-                return Fail($"unknown command '{request.Command}' (status, pause, resume, shutdown, reset, stop, stats, console, watch)");
+                return Fail($"unknown command '{request.Command}' (status, pause, resume, shutdown, reset, stop, stats, console, watch, migrate, migrate-abort)");
         }
     }
 

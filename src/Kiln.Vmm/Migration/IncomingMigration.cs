@@ -88,6 +88,8 @@ public sealed class IncomingMigration : IDisposable
                 {
                     stream.WriteFrame(MigrationFrame.Resumed, []);
                     stream.Flush();
+                    KilnLog.Info($"incoming migration complete: {BytesReceived / 1e6:0.0} MB received, " +
+                                 $"state to running in {LocalDowntime.Value.TotalMilliseconds:0.0} ms");
                 }
                 catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
                 {
