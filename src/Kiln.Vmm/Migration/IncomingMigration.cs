@@ -53,6 +53,7 @@ public sealed class IncomingMigration : IDisposable
 
     public Machine Receive(VmConfig config, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid, ISerialOutput console)
     {
+        StateCodeWarmUp.Run(config, kvm, supportedCpuid);
         var stream = MigrationConnection.Accept(_listener, _token, _certificate, AcceptTimeout, IoTimeout);
         _listener.Dispose(); // one source only
         Machine? machine = null;
@@ -61,19 +62,20 @@ public sealed class IncomingMigration : IDisposable
             CheckHello(stream.Expect(MigrationFrame.Hello), config);
             machine = Machine.CreateForRestore(config, kvm, supportedCpuid, console);
             var local = new Stopwatch();
+            byte[] buffer = new byte[1 << 20];
             while (true)
             {
-                var (type, payload) = stream.ReadFrame();
+                var (type, payload) = stream.ReadFrameInto(ref buffer);
                 BytesReceived += payload.Length + 5;
                 if (type == MigrationFrame.Pages)
                 {
-                    ApplyPages(machine.Memory, payload);
+                    ApplyPages(machine.Memory, payload.Span);
                     continue;
                 }
                 if (type != MigrationFrame.State)
                     throw new MigrationException($"protocol error: expected Pages or State, got {type}");
                 local.Start();
-                machine.RestoreState(payload);
+                machine.RestoreState(payload.ToArray());
                 break;
             }
             stream.WriteFrame(MigrationFrame.Ready, []);

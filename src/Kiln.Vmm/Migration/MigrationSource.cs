@@ -21,6 +21,7 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
     {
         using var lease = machine.Lease() ?? throw new MigrationException("the machine is not running");
         var total = Stopwatch.StartNew();
+        StateCodeWarmUp.Run(machine.Config, machine.Vm.Kvm, machine.Vm.Kvm.GetSupportedCpuid());
         MigrationStream stream;
         try
         {
@@ -123,16 +124,21 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
         var downtime = Stopwatch.StartNew();
         machine.Pause();
         paused = true;
+        var phases = new SwitchOverTimes();
+        phases.Mark("pause", downtime);
         KeepGoing();
         tracker.Collect();
         long finalPages = tracker.PendingPages;
         pages.SendPending(tracker, skipZero: false, KeepGoing);
+        phases.Mark("pages", downtime);
         byte[] state = machine.SaveState();
+        phases.Mark("save", downtime);
         stream.WriteFrame(MigrationFrame.State, state);
         stream.Flush();
         Report("stop-and-copy", rounds, stream.BytesWritten, 0, 0, linkRate,
             downtime.Elapsed.TotalMilliseconds, throttled);
         stream.Expect(MigrationFrame.Ready);
+        phases.Mark("restore", downtime);
         // The commit point: once Go is out, the destination owns the guest. Should the destination then fail to
         // confirm, the source still resumes (the catch in Run): a guest running twice for an instant is the lesser
         // evil next to a guest lost on a link cut.
@@ -140,6 +146,8 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
         stream.Flush();
         stream.Expect(MigrationFrame.Resumed);
         downtime.Stop();
+        phases.Mark("resume", downtime);
+        KilnLog.Debug($"switch-over: {phases}");
         Report("done", rounds, stream.BytesWritten, 0, 0, linkRate, downtime.Elapsed.TotalMilliseconds, throttled);
         return new MigrationResult(total.Elapsed, downtime.Elapsed, rounds, stream.BytesWritten, state.Length,
             finalPages, throttled);

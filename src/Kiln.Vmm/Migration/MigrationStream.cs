@@ -52,6 +52,23 @@ internal sealed class MigrationStream(Stream stream) : IDisposable
         return (type, payload);
     }
 
+    /// <summary>Like <see cref="ReadFrame"/>, but into a buffer reused across frames (grown when needed), so a
+    /// stream of page batches does not churn the large-object heap.</summary>
+    public (MigrationFrame Type, ReadOnlyMemory<byte> Payload) ReadFrameInto(ref byte[] buffer)
+    {
+        ReadExactly(_header);
+        var type = (MigrationFrame)_header[0];
+        uint length = BinaryPrimitives.ReadUInt32LittleEndian(_header.AsSpan(1));
+        if (length > MaxPayload)
+            throw new MigrationException($"the peer sent a {type} frame of {length:N0} bytes (limit {MaxPayload:N0})");
+        if (buffer.Length < length)
+            buffer = new byte[length];
+        ReadExactly(buffer.AsSpan(0, (int)length));
+        if (type == MigrationFrame.Abort)
+            throw new MigrationException($"the peer aborted: {Encoding.UTF8.GetString(buffer, 0, (int)length)}");
+        return (type, buffer.AsMemory(0, (int)length));
+    }
+
     /// <summary>Reads a frame and insists on its type.</summary>
     public byte[] Expect(MigrationFrame type)
     {
