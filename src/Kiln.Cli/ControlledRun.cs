@@ -9,7 +9,7 @@ namespace Kiln.Cli;
 public static class ControlledRun
 {
     public static int Run(VmConfig config, string socketPath, string? name, bool stats,
-        VmmRunner.MachineFactory? firstMachine = null)
+        VmmRunner.MachineFactory? firstMachine = null, string? announceOnFirstRun = null)
     {
         using var server = new ControlServer(socketPath, name, echoToStdout: true);
         using var runner = new VmmRunner(config, server.OutputFd, server.InputFd);
@@ -17,6 +17,21 @@ public static class ControlledRun
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => Stop(c, runner));
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; });
         server.Start(runner);
+        if (firstMachine is not null && announceOnFirstRun is not null)
+        {
+            var inner = firstMachine;
+            firstMachine = (kvm, cpuid, console) =>
+            {
+                var machine = inner(kvm, cpuid, console);
+                void Announce()
+                {
+                    machine.Resumed -= Announce;
+                    server.Announce(new ControlEvent { Event = announceOnFirstRun });
+                }
+                machine.Resumed += Announce;
+                return machine;
+            };
+        }
         MachineExit exit;
         try
         {

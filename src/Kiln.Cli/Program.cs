@@ -19,6 +19,7 @@ public static class Program
           run        boot a VM with the terminal as its serial console
           guest-kit  build a Linux kernel and busybox initramfs for guests ('guest-kit build')
           img        create, inspect, convert, check and resize disk images (raw, qcow2)
+          migrate    move a running domain to another daemon ('migrate --live NAME tcp://HOST:PORT')
           daemon     manage domains: persistent definitions, supervised VMMs, an HTTP/JSON API
           list, define, start, shutdown, destroy, console, ...   virsh-style verbs (see 'kiln help domains')
           version    print Kiln's version
@@ -56,6 +57,7 @@ public static class Program
                 "guest-kit" => GuestKitCommand.Execute(rest),
                 "img" => ImgCommand.Execute(rest),
                 "daemon" => DaemonCommand.Execute(rest),
+                "migrate" => MigrateCommand.Execute(rest),
                 _ when DomainCommands.Verbs.Contains(verb) => DomainCommands.Execute(verb, rest),
                 "version" or "--version" => PrintVersion(),
                 _ => throw new UsageException($"unknown command '{verb}' (see 'kiln --help')"),
@@ -84,6 +86,7 @@ public static class Program
         "guest-kit" => GuestKitCommand.Help,
         "img" => ImgCommand.Help,
         "daemon" => DaemonCommand.Help,
+        "migrate" => MigrateCommand.Help,
         "domains" => DomainCommands.Help,
         _ when DomainCommands.Verbs.Contains(verb) => DomainCommands.Help,
         _ => Usage,

@@ -84,7 +84,8 @@ public static class RunCommand
             settings.IncomingTokenFile, settings.IncomingTlsCert, settings.IncomingTlsKey, settings.IncomingTimeout);
         VmmRunner.MachineFactory? first = incoming is null ? null : (kvm, cpuid, console) => incoming.Receive(config, kvm, cpuid, console);
         if (settings.ControlSocket is not null)
-            return ControlledRun.Run(config, settings.ControlSocket, settings.Name, settings.Stats, first);
+            return ControlledRun.Run(config, settings.ControlSocket, settings.Name, settings.Stats, first,
+                incoming is null ? null : "incoming-complete");
         return Run(config, settings.Stats, first);
     }
 

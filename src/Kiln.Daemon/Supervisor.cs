@@ -12,7 +12,7 @@ namespace Kiln.Daemon;
 /// --control-socket` per running domain, in its own session so it outlives the daemon) and their states. A domain's
 /// state comes from its VMM's watch connection: events while it runs, an exit event when it ends cleanly, and a
 /// connection that drops without one when the VMM died (crashed).</summary>
-public sealed class Supervisor : IDisposable
+public sealed partial class Supervisor : IDisposable
 {
     private readonly DomainStore _store;
     private readonly string[] _kilnCommand;
@@ -228,7 +228,8 @@ public sealed class Supervisor : IDisposable
         Publish(name, "started");
     }
 
-    private async Task LaunchAsync(Domain domain)
+    private async Task LaunchAsync(Domain domain, IEnumerable<string>? extraArgs = null,
+        IReadOnlyDictionary<string, string>? extraEnvironment = null)
     {
         var d = domain.Definition;
         string socketPath = _store.SocketPath(d.Name);
@@ -236,6 +237,7 @@ public sealed class Supervisor : IDisposable
         File.Delete(socketPath);
         var args = DomainCodec.RunArguments(d);
         args.AddRange(["--control-socket", socketPath, "--name", d.Name]);
+        args.AddRange(extraArgs ?? []);
         // sh execs setsid which execs kiln: the pid stays the VMM's, and the VMM gets its own session so that
         // neither a daemon restart nor a signal to the daemon's process group reaches it.
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
@@ -245,6 +247,8 @@ public sealed class Supervisor : IDisposable
         foreach (var a in _kilnCommand.Concat(args))
             psi.ArgumentList.Add(a);
         psi.Environment["KILN_VM_LOG"] = logPath;
+        foreach (var (key, value) in extraEnvironment ?? new Dictionary<string, string>())
+            psi.Environment[key] = value;
         // A daemon running at a raised priority (nice < 0) starts its VMMs back at nice 0: guests are not favoured.
         psi.Environment["KILN_VM_NICE"] = Math.Max(0, -Native.getpriority(0, 0)).ToString(CultureInfo.InvariantCulture);
         File.AppendAllText(logPath, $"\n--- {DateTimeOffset.Now:O} starting {d.Name}\n");
@@ -349,6 +353,9 @@ public sealed class Supervisor : IDisposable
                     case "exit":
                         exit = e;
                         break;
+                    case "incoming-complete":
+                        IncomingCompleted(domain);
+                        break;
                 }
             }
         }
@@ -399,9 +406,12 @@ public sealed class Supervisor : IDisposable
                 "Reset" => (DomainState.ShutOff, "shutdown: guest reset (on_reboot=destroy)"),
                 "DebugExit" => (DomainState.ShutOff, $"guest exited with status {exit.Code}"),
                 "UserStop" => (DomainState.ShutOff, domain.Stopping ? "destroyed" : exit.Message ?? "stopped"),
+                "Migrated" => (DomainState.ShutOff, exit.Message ?? "migrated"),
                 _ => (DomainState.Crashed, $"{exit.Kind}: {exit.Message}"),
             };
         }
+        if (IncomingEnded(domain, exit?.Message ?? how))
+            return;
         MarkEnded(domain, state, reason);
         Publish(name, state == DomainState.Crashed ? "crashed" : domain.Stopping ? "destroyed" : "stopped", reason);
         if (state == DomainState.Crashed && domain.Definition.OnCrash == "restart" && !domain.Removed)

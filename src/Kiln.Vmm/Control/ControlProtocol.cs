@@ -23,6 +23,9 @@ public sealed class ControlRequest
     [JsonPropertyName("token")] public string? Token { get; set; }
     [JsonPropertyName("tls")] public bool Tls { get; set; }
     [JsonPropertyName("maxDowntimeMs")] public int? MaxDowntimeMs { get; set; }
+
+    /// <summary>For <c>migrate</c>: pre-copy rounds before giving up (default 30).</summary>
+    [JsonPropertyName("maxRounds")] public int? MaxRounds { get; set; }
 }
 
 public sealed class ControlResponse

@@ -58,6 +58,9 @@ public sealed class ControlServer : IDisposable
         new Thread(AcceptLoop) { Name = "control-accept", IsBackground = true }.Start();
     }
 
+    /// <summary>Sends an event to every watcher (e.g. <c>incoming-complete</c> once a migrated-in guest runs).</summary>
+    public void Announce(ControlEvent e) => Broadcast(e);
+
     /// <summary>Tells every watcher why the VMM is exiting, then closes the socket and removes its file.</summary>
     public void NotifyExit(MachineExit exit)
     {

@@ -24,8 +24,11 @@ internal sealed class MigrationControl
         }
         if (request.MaxDowntimeMs is < 1 or > 600_000)
             return Fail("maxDowntimeMs must be between 1 and 600000");
+        if (request.MaxRounds is < 1 or > 1000)
+            return Fail("maxRounds must be between 1 and 1000");
         var options = new MigrationOptions(endpoint, request.Token)
         {
+            MaxRounds = request.MaxRounds ?? 30,
             Tls = request.Tls,
             MaxDowntime = TimeSpan.FromMilliseconds(request.MaxDowntimeMs ?? 300),
         };

@@ -32,8 +32,9 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
             throw new MigrationException("migration aborted");
         }
         using var _ = stream;
-        // An abort closes the socket, which ends a blocked read or write at once.
-        using var onAbort = cancel.Register(() => stream.Inner.Dispose());
+        // An abort is noticed between page batches, which lets the destination hear why; a read or write blocked
+        // on a dead link is ended by closing the socket when that has not happened within two seconds.
+        using var onAbort = cancel.Register(() => Task.Delay(2000).ContinueWith(_ => stream.Inner.Dispose()));
         DirtyPageTracker? tracker = null;
         var throttle = new VcpuThrottle(machine);
         bool paused = false;
@@ -42,7 +43,8 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
             return Migrate(stream, total, cancel, ref tracker, throttle, ref paused);
         }
         catch (Exception e) when (e is MigrationException or IOException or SocketException or ObjectDisposedException
-                                       or GuestMemoryException or Kvm.KvmException or OperationCanceledException)
+                                       or GuestMemoryException or Kvm.KvmException or OperationCanceledException
+                                       or NotSupportedException or InvalidOperationException)
         {
             string reason = cancel.IsCancellationRequested ? "migration aborted"
                 : e is MigrationException ? e.Message : $"migration stream failed: {e.Message}";
