@@ -54,20 +54,26 @@ public sealed class DirtyPageTracker : IDisposable
         return found;
     }
 
-    /// <summary>Marks every page of RAM pending (the first, full pass).</summary>
+    /// <summary>Marks every page of RAM pending (the first, full pass), except pages the host never backed: an
+    /// anonymous page that is neither present nor swapped out (per /proc/self/pagemap) was never written and reads
+    /// as zero, so a guest that touched little of its RAM is not read page by page (each read would fault).</summary>
     public void MarkAll()
     {
         long pending = 0;
+        using var pagemap = PageMap.TryOpen();
         for (int slot = 0; slot < _pending.Length; slot++)
         {
-            ulong pages = _memory.Regions[slot].Size / PageSize;
+            var region = _memory.Regions[slot];
+            ulong pages = region.Size / PageSize;
             var into = _pending[slot];
             for (int i = 0; i < into.Length; i++)
             {
                 ulong remaining = pages - (ulong)i * 64;
                 into[i] = remaining >= 64 ? ulong.MaxValue : (1UL << (int)remaining) - 1;
-                pending += BitOperations.PopCount(into[i]);
             }
+            pagemap?.KeepBacked((ulong)region.HostAddress, into);
+            foreach (ulong word in into)
+                pending += BitOperations.PopCount(word);
         }
         PendingPages = pending;
     }

@@ -22,6 +22,7 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
         using var lease = machine.Lease() ?? throw new MigrationException("the machine is not running");
         var total = Stopwatch.StartNew();
         StateCodeWarmUp.Run(machine.Config, machine.Vm.Kvm, machine.Vm.Kvm.GetSupportedCpuid());
+        KilnLog.Debug($"migration: warm-up {total.Elapsed.TotalMilliseconds:0} ms");
         MigrationStream stream;
         try
         {
@@ -94,6 +95,7 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
             double seconds = Math.Max(round.Elapsed.TotalSeconds, 1e-6);
             if (sent >= MinMeasuredBytes)
                 linkRate = sent / seconds;
+            KilnLog.Debug($"migration: round {rounds}: {sent / 1e6:0.0} MB in {seconds * 1000:0} ms (at {total.Elapsed.TotalMilliseconds:0} ms)");
             long found = tracker.Collect();
             double dirtyRate = found * (double)DirtyPageTracker.PageSize / seconds;
             double expectedMs = tracker.PendingPages * (double)DirtyPageTracker.PageSize / linkRate * 1000;
