@@ -37,11 +37,12 @@ internal static class MigrationAuth
 
     public static void AsSource(MigrationStream s, string token, byte[] binding)
     {
-        var hello = new byte[Magic.Length + NonceBytes];
-        s.ReadExactly(hello);
-        if (!hello.AsSpan(0, Magic.Length).SequenceEqual(Magic))
+        var magic = new byte[Magic.Length];
+        s.ReadExactly(magic);
+        if (!magic.AsSpan().SequenceEqual(Magic))
             throw new MigrationException("the destination is not a Kiln VMM waiting for a migration");
-        byte[] nonceD = hello[Magic.Length..];
+        byte[] nonceD = new byte[NonceBytes];
+        s.ReadExactly(nonceD);
         byte[] nonceS = RandomNumberGenerator.GetBytes(NonceBytes);
         s.Write(nonceS);
         s.Write(Mac(token, "src", nonceD, nonceS, binding));
