@@ -21,5 +21,6 @@ int test_virtio_console(const char *cmdline);
 int test_emulate(const char *cmdline);
 int test_virtio_net(const char *cmdline);
 int test_dirty(const char *cmdline);
+int test_counter(const char *cmdline);
 
 #endif

@@ -8,6 +8,9 @@ namespace Kiln.Cli;
 /// control socket's clients and to stdout (the daemon's log file); input comes from console clients.</summary>
 public static class ControlledRun
 {
+    /// <param name="firstMachine">Builds the first machine instead of a boot (a snapshot restore, an incoming
+    /// migration); null boots.</param>
+    /// <param name="announceOnFirstRun">An event for watchers once that machine's vCPUs run (incoming-complete).</param>
     public static int Run(VmConfig config, string socketPath, string? name, bool stats,
         VmmRunner.MachineFactory? firstMachine = null, string? announceOnFirstRun = null)
     {

@@ -22,6 +22,7 @@ public static class Program
           migrate    move a running domain to another daemon ('migrate --live NAME tcp://HOST:PORT')
           daemon     manage domains: persistent definitions, supervised VMMs, an HTTP/JSON API
           list, define, start, shutdown, destroy, console, ...   virsh-style verbs (see 'kiln help domains')
+          save, restore, snapshot, snapshot-list, ...            snapshots (see 'kiln help snapshots')
           version    print Kiln's version
 
         'kiln <command> --help' describes a command.
@@ -32,6 +33,11 @@ public static class Program
         var args = argv.ToList();
         bool debug = args.Remove("--debug");
         KilnLog.DebugEnabled = debug;
+        if (args is ["help", "snapshots"])
+        {
+            System.Console.Out.WriteLine(SnapshotCommands.Help);
+            return 0;
+        }
         if (args is ["help", "domains"])
         {
             System.Console.Out.WriteLine(DomainCommands.Help);
@@ -59,6 +65,7 @@ public static class Program
                 "daemon" => DaemonCommand.Execute(rest),
                 "migrate" => MigrateCommand.Execute(rest),
                 _ when DomainCommands.Verbs.Contains(verb) => DomainCommands.Execute(verb, rest),
+                _ when SnapshotCommands.Verbs.Contains(verb) => SnapshotCommands.Execute(verb, rest),
                 "version" or "--version" => PrintVersion(),
                 _ => throw new UsageException($"unknown command '{verb}' (see 'kiln --help')"),
             };
@@ -71,7 +78,7 @@ public static class Program
         catch (Exception e) when (e is KvmException or BootException or GuestMemoryException or SystemCallException
                                        or StateFormatException or IOException or UnauthorizedAccessException
                                        or Virtio.Net.NetBackendException or Vmm.Migration.MigrationException
-                                       or GuestKitException)
+                                       or GuestKitException or Vmm.Snapshot.SnapshotException)
         {
             KilnLog.Error(e.Message);
             if (debug)
@@ -89,6 +96,8 @@ public static class Program
         "migrate" => MigrateCommand.Help,
         "domains" => DomainCommands.Help,
         _ when DomainCommands.Verbs.Contains(verb) => DomainCommands.Help,
+        "snapshots" => SnapshotCommands.Help,
+        _ when SnapshotCommands.Verbs.Contains(verb) => SnapshotCommands.Help,
         _ => Usage,
     };
 

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Kiln.Interop;
 using Kiln.Vmm;
+using Kiln.Vmm.Snapshot;
 
 namespace Kiln.Cli;
 
@@ -29,26 +30,31 @@ public static class RunCommand
         public string? IncomingTlsCert;
         public string? IncomingTlsKey;
         public int IncomingTimeout = 120;
+        public string? Restore;
+        public bool Verify;
+
+        /// <summary>Options that shape the machine; a restore takes those from the snapshot.</summary>
+        public List<string> MachineOptions = [];
     }
 
     private static readonly CliOptions<Settings> Options = new CliOptions<Settings>("run", "--kernel PATH [options]")
-        .Value("--kernel|-k", "PATH", "kernel to boot: Linux bzImage, ELF vmlinux, or multiboot ELF", (s, v) => s.Kernel = v)
-        .Value("--initrd|-i", "PATH", "initial ramdisk (multiboot: module 0)", (s, v) => s.Initrd = v)
-        .Value("--cmdline|-c", "TEXT", $"kernel command line (Linux default: \"{VmConfig.DefaultLinuxCommandLine}\")", (s, v) => s.Cmdline = v)
-        .Value("--memory|-m", "SIZE", "guest RAM, e.g. 512M, 2G (default 512M)", (s, v) => s.Memory = SizeParser.Parse(v, "--memory"))
+        .Value("--kernel|-k", "PATH", "kernel to boot: Linux bzImage, ELF vmlinux, or multiboot ELF", (s, v) => { s.Kernel = v; s.MachineOptions.Add("--kernel"); })
+        .Value("--initrd|-i", "PATH", "initial ramdisk (multiboot: module 0)", (s, v) => { s.Initrd = v; s.MachineOptions.Add("--initrd"); })
+        .Value("--cmdline|-c", "TEXT", $"kernel command line (Linux default: \"{VmConfig.DefaultLinuxCommandLine}\")", (s, v) => { s.Cmdline = v; s.MachineOptions.Add("--cmdline"); })
+        .Value("--memory|-m", "SIZE", "guest RAM, e.g. 512M, 2G (default 512M)", (s, v) => { s.Memory = SizeParser.Parse(v, "--memory"); s.MachineOptions.Add("--memory"); })
         .Value("--cpus", "N", $"number of vCPUs, 1 to {VmConfig.MaxCpus} (default 1)",
-            (s, v) => s.Cpus = (int)SizeParser.ParseNumber(v, "--cpus", VmConfig.MaxCpus))
+            (s, v) => { s.Cpus = (int)SizeParser.ParseNumber(v, "--cpus", VmConfig.MaxCpus); s.MachineOptions.Add("--cpus"); })
         .Value("--debug-exit", "PORT|off", "QEMU isa-debug-exit port: exit status = (value << 1) | 1 (default 0xf4)",
-            (s, v) => s.DebugExit = v == "off" ? null : (ushort)SizeParser.ParseNumber(v, "--debug-exit", 0xFFFC))
+            (s, v) => { s.DebugExit = v == "off" ? null : (ushort)SizeParser.ParseNumber(v, "--debug-exit", 0xFFFC); s.MachineOptions.Add("--debug-exit"); })
         .Value("--disk", "PATH[,ro][,serial=ID][,format=raw|qcow2]", "a virtio-blk disk: raw file, block device or qcow2 (detected); repeatable",
-            (s, v) => s.Disks.Add(DeviceOptionParser.Disk(v)))
+            (s, v) => { s.Disks.Add(DeviceOptionParser.Disk(v)); s.MachineOptions.Add("--disk"); })
         .Value("--net", "tap=NAME[,mac=MAC][,bridge=BR]", "a virtio-net NIC on a TAP interface (created if needed); repeatable",
-            (s, v) => s.Nics.Add(ParseNic(v)))
-        .Flag("--rng", "a virtio-rng device fed by the host's random number generator", s => s.Rng = true)
+            (s, v) => { s.Nics.Add(ParseNic(v)); s.MachineOptions.Add("--net"); })
+        .Flag("--rng", "a virtio-rng device fed by the host's random number generator", s => { s.Rng = true; s.MachineOptions.Add("--rng"); })
         .Value("--console", "serial|virtio", "the terminal's device: COM1 (ttyS0, default) or virtio-console (hvc0)",
-            (s, v) => s.Console = DeviceOptionParser.Choice<ConsoleKind>("--console", v))
+            (s, v) => { s.Console = DeviceOptionParser.Choice<ConsoleKind>("--console", v); s.MachineOptions.Add("--console"); })
         .Value("--transport", "pci|mmio", "how virtio devices appear: virtio-pci (default) or virtio-mmio",
-            (s, v) => s.Transport = DeviceOptionParser.Choice<VirtioTransportKind>("--transport", v))
+            (s, v) => { s.Transport = DeviceOptionParser.Choice<VirtioTransportKind>("--transport", v); s.MachineOptions.Add("--transport"); })
         .Flag("--no-reboot", "exit when the guest resets instead of rebooting", s => s.NoReboot = true)
         .Flag("--stats", "print exit counts when the VM stops", s => s.Stats = true)
         .Value("--control-socket", "PATH", "serve the control protocol on this Unix socket (console goes there and to stdout)",
@@ -61,7 +67,11 @@ public static class RunCommand
         .Value("--incoming-tls-cert", "PEM", "serve the migration stream over TLS with this certificate", (s, v) => s.IncomingTlsCert = v)
         .Value("--incoming-tls-key", "PEM", "the TLS certificate's private key", (s, v) => s.IncomingTlsKey = v)
         .Value("--incoming-timeout", "SECONDS", "give up when no source connects in time (default 120)",
-            (s, v) => s.IncomingTimeout = (int)SizeParser.ParseNumber(v, "--incoming-timeout", 86400));
+            (s, v) => s.IncomingTimeout = (int)SizeParser.ParseNumber(v, "--incoming-timeout", 86400))
+        .Value("--restore", "FILE", "resume the VM saved in a snapshot FILE (its machine options come from the file)",
+            (s, v) => s.Restore = v)
+        .Flag("--verify", "with --restore: check the CRC of all saved RAM before resuming (reads the whole file)",
+            s => s.Verify = true);
 
     public static string Help => Options.Help() + "\n\nConsole: C-a x exits, C-a h for help.";
 
@@ -69,6 +79,12 @@ public static class RunCommand
     {
         var settings = new Settings();
         Options.Parse(settings, args);
+        if (settings.Restore is not null && settings.Incoming is not null)
+            throw new UsageException("run: --restore and --incoming exclude each other");
+        if (settings.Restore is not null)
+            return Restore(settings);
+        if (settings.Verify)
+            throw new UsageException("run: --verify needs --restore FILE");
         if (settings.Kernel is null)
             throw new UsageException("run: --kernel PATH is required (see 'kiln run --help')");
         if (settings.Cpus < 1)
@@ -89,7 +105,37 @@ public static class RunCommand
         return Run(config, settings.Stats, first);
     }
 
-    private static int Run(VmConfig config, bool stats, VmmRunner.MachineFactory? first)
+    /// <summary>`kiln run --restore FILE`: the machine comes from the snapshot; only where its console goes, its
+    /// control socket and name, --no-reboot and --stats are the user's to choose.</summary>
+    private static int Restore(Settings settings)
+    {
+        if (settings.MachineOptions.Count > 0)
+            throw new UsageException(
+                $"run: {settings.MachineOptions[0]} cannot be combined with --restore (the snapshot defines the machine)");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var snapshot = SnapshotFile.Open(settings.Restore!);
+        if (settings.Verify)
+            snapshot.VerifyRam();
+        var saved = snapshot.Config.ToVmConfig();
+        var config = settings.NoReboot ? saved with { NoReboot = true } : saved;
+        var opened = clock.Elapsed;
+        VmmRunner.MachineFactory restore = (kvm, cpuid, console) =>
+        {
+            var built = clock.Elapsed;
+            var machine = VmSnapshot.Restore(snapshot, config, kvm, cpuid, console);
+            // What remains until the vCPUs run is the runner starting them: microseconds.
+            if (settings.Stats)
+                KilnLog.Info($"restore: file opened and checked in {opened.TotalMilliseconds:F2} ms, machine restored in " +
+                    $"{(clock.Elapsed - built).TotalMilliseconds:F2} ms ({snapshot.RamBytes >> 20} MiB RAM mapped lazily); " +
+                    $"{clock.Elapsed.TotalMilliseconds:F2} ms from open to resume");
+            return machine;
+        };
+        if (settings.ControlSocket is not null)
+            return ControlledRun.Run(config, settings.ControlSocket, settings.Name, settings.Stats, restore);
+        return Run(config, settings.Stats, restore);
+    }
+
+    private static int Run(VmConfig config, bool stats, VmmRunner.MachineFactory? firstMachine = null)
     {
         using var runner = new VmmRunner(config);
         byte[]? savedTerminal = Terminal.IsTerminal(0) ? Terminal.MakeRaw(0) : null;
@@ -99,7 +145,7 @@ public static class RunCommand
         MachineExit exit;
         try
         {
-            exit = runner.Run(first);
+            exit = runner.Run(firstMachine);
         }
         finally
         {

@@ -137,7 +137,7 @@ public static class DaemonHost
         return CryptographicOperations.FixedTimeEquals(given, token);
     }
 
-    private static async Task Write<T>(HttpContext ctx, int status, T value, JsonTypeInfo<T> type)
+    internal static async Task Write<T>(HttpContext ctx, int status, T value, JsonTypeInfo<T> type)
     {
         ctx.Response.StatusCode = status;
         ctx.Response.ContentType = "application/json";
@@ -145,7 +145,7 @@ public static class DaemonHost
     }
 
     /// <summary>Runs a handler, turning refusals into JSON errors with their status.</summary>
-    private static async Task Handle(HttpContext ctx, Func<Task> action)
+    internal static async Task Handle(HttpContext ctx, Func<Task> action)
     {
         try
         {
@@ -162,7 +162,7 @@ public static class DaemonHost
         }
     }
 
-    private static Task Message(HttpContext ctx, string message, string? state = null) =>
+    internal static Task Message(HttpContext ctx, string message, string? state = null) =>
         Write(ctx, 200, new MessageResponse { Message = message, State = state }, DaemonJsonContext.Default.MessageResponse);
 
     private static void MapRoutes(WebApplication app, Supervisor sup)
@@ -252,10 +252,11 @@ public static class DaemonHost
         app.MapGet("/v1/domains/{name}/console", (HttpContext ctx, string name) => Handle(ctx, () => ConsoleAsync(ctx, sup, name)));
         app.MapGet("/v1/events", ctx => EventsAsync(ctx, sup));
         MigrationRoutes.Map(app, sup, Handle);
+        SnapshotRoutes.Map(app, sup);
         app.MapFallback(ctx => Write(ctx, 404, new ApiError { Error = $"no such route: {ctx.Request.Method} {ctx.Request.Path}" }, json.ApiError));
     }
 
-    private static async Task<T> ReadJson<T>(HttpContext ctx, JsonTypeInfo<T> type) where T : class
+    internal static async Task<T> ReadJson<T>(HttpContext ctx, JsonTypeInfo<T> type) where T : class
     {
         try
         {

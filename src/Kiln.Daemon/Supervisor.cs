@@ -228,16 +228,17 @@ public sealed partial class Supervisor : IDisposable
         Publish(name, "started");
     }
 
-    private async Task LaunchAsync(Domain domain, IEnumerable<string>? extraArgs = null,
+    /// <param name="runArguments">The `kiln run` arguments; null: those of the definition (a boot). A restore
+    /// passes `--restore FILE`, an incoming migration the definition's plus `--incoming ...`.</param>
+    private async Task LaunchAsync(Domain domain, List<string>? runArguments = null, string reason = "booted",
         IReadOnlyDictionary<string, string>? extraEnvironment = null)
     {
         var d = domain.Definition;
         string socketPath = _store.SocketPath(d.Name);
         string logPath = _store.LogPath(d.Name);
         File.Delete(socketPath);
-        var args = DomainCodec.RunArguments(d);
+        var args = runArguments ?? DomainCodec.RunArguments(d);
         args.AddRange(["--control-socket", socketPath, "--name", d.Name]);
-        args.AddRange(extraArgs ?? []);
         // sh execs setsid which execs kiln: the pid stays the VMM's, and the VMM gets its own session so that
         // neither a daemon restart nor a signal to the daemon's process group reaches it.
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
@@ -262,9 +263,10 @@ public sealed partial class Supervisor : IDisposable
             if (child.HasExited)
             {
                 string log = ReadFrom(logPath, logStart).Trim();
+                int status = child.ExitCode; // read before Dispose, which forgets it
                 domain.Child = null;
                 child.Dispose();
-                throw new DaemonException(500, $"the VMM exited at start (status {child.ExitCode}): {LastLine(log)}");
+                throw new DaemonException(500, $"the VMM exited at start (status {status}): {LastLine(log)}");
             }
             if (File.Exists(socketPath))
             {
@@ -294,7 +296,7 @@ public sealed partial class Supervisor : IDisposable
         _store.SaveRuntime(d.Name, runtime);
         await StartWatchAsync(domain, socket);
         domain.State = DomainState.Running;
-        domain.Reason = "booted";
+        domain.Reason = reason;
     }
 
     private static string ReadFrom(string path, long offset)

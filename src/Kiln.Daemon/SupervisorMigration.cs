@@ -36,7 +36,8 @@ public sealed partial class Supervisor
         string name = definition.Name;
         int port = FreePort();
         string token = Convert.ToHexString(RandomNumberGenerator.GetBytes(32));
-        var args = new List<string> { "--incoming", $"tcp:0.0.0.0:{port}", "--incoming-timeout", "60" };
+        var args = DomainCodec.RunArguments(definition);
+        args.AddRange(["--incoming", $"tcp:0.0.0.0:{port}", "--incoming-timeout", "60"]);
         if (MigrationTls is { } tls)
             args.AddRange(["--incoming-tls-cert", tls.Cert, "--incoming-tls-key", tls.Key]);
         await domain.Gate.WaitAsync();
@@ -48,7 +49,7 @@ public sealed partial class Supervisor
                 _incoming[name] = !existed;
             try
             {
-                await LaunchAsync(domain, args, new Dictionary<string, string> { ["KILN_MIGRATION_TOKEN"] = token });
+                await LaunchAsync(domain, args, "incoming migration", new Dictionary<string, string> { ["KILN_MIGRATION_TOKEN"] = token });
             }
             catch
             {

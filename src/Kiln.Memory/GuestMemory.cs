@@ -17,17 +17,40 @@ public sealed class GuestMemory : IDisposable
     public ulong TotalSize => _regions.Aggregate(0UL, (sum, r) => sum + r.Size);
 
     /// <summary>Maps regions at the given (start, size) pairs; they must not overlap.</summary>
-    public static GuestMemory Create(IEnumerable<(GuestAddress Start, ulong Size)> layout)
+    public static GuestMemory Create(IEnumerable<(GuestAddress Start, ulong Size)> layout) =>
+        Build(layout.Select(r => (r.Start, r.Size, -1L)), fd: -1);
+
+    /// <summary>Maps each region copy-on-write from [FileOffset, FileOffset+Size) of <paramref name="file"/> (see
+    /// the file-backed <see cref="GuestRegion"/>): a snapshot's RAM becomes the guest's RAM without being read.
+    /// The file may be closed afterwards; it must not be changed while the memory lives.</summary>
+    public static GuestMemory MapFile(Microsoft.Win32.SafeHandles.SafeFileHandle file,
+        IEnumerable<(GuestAddress Start, ulong Size, long FileOffset)> layout)
+    {
+        bool added = false;
+        try
+        {
+            file.DangerousAddRef(ref added);
+            return Build(layout, (int)file.DangerousGetHandle());
+        }
+        finally
+        {
+            if (added)
+                file.DangerousRelease();
+        }
+    }
+
+    private static GuestMemory Build(IEnumerable<(GuestAddress Start, ulong Size, long FileOffset)> layout, int fd)
     {
         var sorted = layout.OrderBy(r => r.Start.Value).ToArray();
-        for (int i = 1; i < sorted.Length; i++)
-            if (sorted[i - 1].Start.Value + sorted[i - 1].Size > sorted[i].Start.Value)
+        for (int i = 0; i < sorted.Length; i++)
+            if (sorted[i].Start.Value + sorted[i].Size < sorted[i].Start.Value
+                || (i > 0 && sorted[i - 1].Start.Value + sorted[i - 1].Size > sorted[i].Start.Value))
                 throw new GuestMemoryException($"memory regions overlap at {sorted[i].Start}");
         var regions = new List<GuestRegion>();
         try
         {
-            foreach (var (start, size) in sorted)
-                regions.Add(new GuestRegion(start, size));
+            foreach (var (start, size, offset) in sorted)
+                regions.Add(fd < 0 ? new GuestRegion(start, size) : new GuestRegion(start, size, fd, offset));
         }
         catch
         {

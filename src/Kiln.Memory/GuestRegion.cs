@@ -2,7 +2,8 @@ using Kiln.Interop;
 
 namespace Kiln.Memory;
 
-/// <summary>One contiguous run of guest RAM backed by an anonymous host mapping. The host pointer stays private:
+/// <summary>One contiguous run of guest RAM backed by an anonymous host mapping, or by a private (copy-on-write)
+/// mapping of a file (a snapshot's RAM, read lazily as the guest touches it). The host pointer stays private:
 /// callers get bounds-checked spans.</summary>
 public sealed unsafe class GuestRegion : IDisposable
 {
@@ -10,8 +11,7 @@ public sealed unsafe class GuestRegion : IDisposable
 
     internal GuestRegion(GuestAddress start, ulong size)
     {
-        if (size == 0 || size % 4096 != 0)
-            throw new GuestMemoryException($"region size {size} is not a positive multiple of 4 KiB");
+        CheckSize(size);
         Start = start;
         Size = size;
         // NORESERVE: guest RAM is committed page by page as the guest touches it, which keeps the VMM's RSS
@@ -19,6 +19,31 @@ public sealed unsafe class GuestRegion : IDisposable
         _host = (byte*)Mman.Map((nuint)size, Mman.PROT_READ | Mman.PROT_WRITE,
             Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_NORESERVE);
     }
+
+    /// <summary>A region whose initial contents are [fileOffset, fileOffset+size) of the open file
+    /// <paramref name="fd"/>. MAP_PRIVATE: the guest's writes stay in this process (copy-on-write), the file is never
+    /// changed, and pages are read from it only when first touched. Holes in a sparse file read as zero. The mapping
+    /// keeps its own reference to the file, so the caller may close <paramref name="fd"/> afterwards.</summary>
+    internal GuestRegion(GuestAddress start, ulong size, int fd, long fileOffset)
+    {
+        CheckSize(size);
+        if (fileOffset < 0 || fileOffset % 4096 != 0)
+            throw new GuestMemoryException($"file offset {fileOffset} of region {start} is not 4 KiB aligned");
+        Start = start;
+        Size = size;
+        _host = (byte*)Mman.Map((nuint)size, Mman.PROT_READ | Mman.PROT_WRITE, Mman.MAP_PRIVATE | Mman.MAP_NORESERVE,
+            fd, fileOffset);
+        IsFileBacked = true;
+    }
+
+    private static void CheckSize(ulong size)
+    {
+        if (size == 0 || size % 4096 != 0)
+            throw new GuestMemoryException($"region size {size} is not a positive multiple of 4 KiB");
+    }
+
+    /// <summary>True when the region's pages come from a file until the guest writes them.</summary>
+    public bool IsFileBacked { get; }
 
     public GuestAddress Start { get; }
     public ulong Size { get; }

@@ -305,6 +305,14 @@ public sealed class Machine : IMachineControl, IDisposable
 
     private const string StateMagic = "kiln-machine-state-1";
 
+    /// <summary>Moves the guest's kvmclock on by <paramref name="nanoseconds"/>, after a restore: the time the VM
+    /// spent saved then passes for the guest too, so its clock neither stalls nor jumps back.</summary>
+    public void AdvanceGuestClock(ulong nanoseconds)
+    {
+        var clock = _vm.GetClock();
+        _vm.SetClock(new KvmClockData { Clock = clock.Clock + nanoseconds });
+    }
+
     /// <summary>Stops the machine; the first reason wins. Safe from any thread.</summary>
     public void RequestStop(MachineExit exit)
     {

@@ -45,6 +45,7 @@ internal sealed class VirtioWiring : IDisposable
             // The bridge is there even with no devices: guests probe PCI and should find a host bridge.
             _bridge = new PciHostBridge();
             _bridge.RegisterPorts(pio, mmio);
+            addState(_bridge);
         }
     }
 

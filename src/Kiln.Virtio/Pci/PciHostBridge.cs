@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Kiln.Devices.Bus;
+using Kiln.Devices.State;
 
 namespace Kiln.Virtio.Pci;
 
@@ -11,8 +12,10 @@ namespace Kiln.Virtio.Pci;
 /// <para>MMIO: register <see cref="MmioWindow"/> once over [<see cref="WindowBase"/>, +<see cref="WindowSize"/>);
 /// BARs are assigned inside it at <see cref="Attach"/> (as firmware would), the guest may move them, and each access
 /// is dispatched to whichever function decodes it at that moment, so the bus registration never changes.</para></summary>
-public sealed class PciHostBridge
+public sealed class PciHostBridge : IStateful
 {
+    private const byte StateVersion = 1;
+
     public const ushort ConfigAddressPortNumber = 0xCF8;
     public const ushort ConfigDataPortNumber = 0xCFC;
     public const ulong DefaultWindowBase = 0xE000_0000;
@@ -75,6 +78,30 @@ public sealed class PciHostBridge
                 transport.Slot = slot;
             return slot;
         }
+    }
+
+    public string StateId => "pci-host-bridge";
+
+    /// <summary>The CONFIG_ADDRESS latch (a guest saved between its 0xCF8 write and 0xCFC access must find it
+    /// again) and the host bridge function's own configuration space. The attached functions save themselves.</summary>
+    public void SaveState(StateWriter writer)
+    {
+        writer.WriteByte(StateVersion);
+        lock (_lock)
+            writer.WriteUInt32(_address);
+        writer.WriteBytes(_slots[0]!.Config.ToArray());
+    }
+
+    public void RestoreState(StateReader reader)
+    {
+        reader.ExpectVersion(StateId, StateVersion);
+        uint address = reader.ReadUInt32();
+        if ((address & ~0x80FF_FFFCu) != 0)
+            throw new StateFormatException($"{StateId}: bad CONFIG_ADDRESS 0x{address:x8}");
+        if (!_slots[0]!.Config.TryRestore(reader.ReadBytes()))
+            throw new StateFormatException($"{StateId}: host bridge configuration space is from a different device");
+        lock (_lock)
+            _address = address;
     }
 
     private PciFunction? Selected(out int register)

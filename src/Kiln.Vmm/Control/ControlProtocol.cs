@@ -9,7 +9,7 @@ namespace Kiln.Vmm.Control;
 /// with an <c>exit</c> event just before the VMM exits.</summary>
 public sealed class ControlRequest
 {
-    /// <summary>status | pause | resume | shutdown | reset | stop | stats | console | watch</summary>
+    /// <summary>status | pause | resume | shutdown | reset | stop | stats | console | watch | save | snapshot</summary>
     [JsonPropertyName("cmd")] public string Command { get; set; } = "";
 
     /// <summary>For <c>console</c>: replay the recent console output (up to 64 KiB) first.</summary>
@@ -26,6 +26,10 @@ public sealed class ControlRequest
 
     /// <summary>For <c>migrate</c>: pre-copy rounds before giving up (default 30).</summary>
     [JsonPropertyName("maxRounds")] public int? MaxRounds { get; set; }
+
+    /// <summary>For <c>save</c> (write a snapshot, then stop) and <c>snapshot</c> (write one, keep running): the
+    /// snapshot file, an absolute path on the VMM's host.</summary>
+    [JsonPropertyName("file")] public string? File { get; set; }
 }
 
 public sealed class ControlResponse
@@ -45,6 +49,12 @@ public sealed class ControlResponse
     [JsonPropertyName("unhandledPortReads")] public long? UnhandledPortReads { get; set; }
     [JsonPropertyName("unhandledPortWrites")] public long? UnhandledPortWrites { get; set; }
     [JsonPropertyName("consoleBytes")] public long? ConsoleBytes { get; set; }
+
+    /// <summary>For save/snapshot: the file's size, the RAM bytes actually written (zero pages are holes) and how
+    /// long the guest was paused for it.</summary>
+    [JsonPropertyName("snapshotBytes")] public long? SnapshotBytes { get; set; }
+    [JsonPropertyName("snapshotRamDataBytes")] public long? SnapshotRamDataBytes { get; set; }
+    [JsonPropertyName("pausedMs")] public double? PausedMs { get; set; }
 }
 
 /// <summary>A lifecycle event on a <c>watch</c> connection: paused, resumed, reboot, exit.</summary>

@@ -213,6 +213,8 @@ public sealed class ControlServer : IDisposable
                 return response;
             case "console" or "watch":
                 return Ok();
+            case "save" or "snapshot":
+                return SaveSnapshot(request, runner, machine);
             case "migrate":
                 if (machine is null)
                     return Fail("the machine is not running");
@@ -222,8 +224,47 @@ public sealed class ControlServer : IDisposable
             case "migrate-abort":
                 return _migration.Abort();
             default:
-                return Fail($"unknown command '{request.Command}' (status, pause, resume, shutdown, reset, stop, stats, console, watch, migrate, migrate-abort)");
+                return Fail($"unknown command '{request.Command}' (status, pause, resume, shutdown, reset, stop, stats, console, watch, save, snapshot, migrate, migrate-abort)");
         }
+    }
+
+    /// <summary><c>save</c>: pause, write, stop the VM (virsh save). <c>snapshot</c>: pause, write, resume (unless
+    /// a client had paused it). The lock keeps pause/resume requests out while the file is written.</summary>
+    private ControlResponse SaveSnapshot(ControlRequest request, VmmRunner runner, Machine? machine)
+    {
+        if (machine is null)
+            return Fail("the machine is not running");
+        if (string.IsNullOrEmpty(request.File) || !Path.IsPathFullyQualified(request.File))
+            return Fail($"{request.Command} needs an absolute snapshot path in \"file\"");
+        bool save = request.Command == "save";
+        Snapshot.SnapshotWriteResult result;
+        var paused = Stopwatch.StartNew();
+        lock (_lock)
+        {
+            if (machine.IsStopping)
+                return Fail("the machine is stopping");
+            if (!_paused)
+                machine.Pause();
+            try
+            {
+                result = Snapshot.VmSnapshot.Save(machine, request.File, _name);
+            }
+            catch (Exception e) when (e is Snapshot.SnapshotException or IOException or UnauthorizedAccessException)
+            {
+                if (!_paused)
+                    machine.Resume();
+                return Fail(e.Message);
+            }
+            if (save)
+                runner.RequestStop(MachineExit.UserStop($"saved to {request.File}"));
+            else if (!_paused)
+                machine.Resume();
+        }
+        return new ControlResponse
+        {
+            Ok = true, SnapshotBytes = result.FileBytes, SnapshotRamDataBytes = result.RamDataBytes,
+            PausedMs = paused.Elapsed.TotalMilliseconds,
+        };
     }
 
     private string StateName(Machine? machine) =>

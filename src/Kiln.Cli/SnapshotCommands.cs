@@ -1,0 +1,146 @@
+using System.Globalization;
+using System.Text.Json;
+using Kiln.Daemon;
+using Kiln.Vmm.Snapshot;
+
+namespace Kiln.Cli;
+
+/// <summary>virsh-style snapshot verbs: save/restore a domain to/from a file, and snapshots the daemon keeps per
+/// domain. `snapshot-verify FILE` checks a file locally (every CRC, RAM included) without a daemon.</summary>
+public static class SnapshotCommands
+{
+    public static readonly string[] Verbs = ["save", "restore", "snapshot", "snapshot-list", "snapshot-revert", "snapshot-delete", "snapshot-verify"];
+
+    public const string Help = """
+        snapshot commands (through 'kiln daemon', -c URI as for the domain verbs; --json for scripts):
+          save NAME FILE                     write the running domain to FILE, then stop it (virsh save)
+          restore FILE                       resume the domain saved in FILE (it must be defined and shut off)
+          snapshot NAME [--name SNAP]        keep a snapshot of the running domain (it pauses only while writing)
+          snapshot-list NAME                 the domain's kept snapshots
+          snapshot-revert NAME SNAP          resume from a kept snapshot (a running domain is destroyed first)
+          snapshot-delete NAME SNAP          delete a kept snapshot
+          snapshot-verify FILE               check a snapshot file's every CRC, guest RAM included (no daemon)
+        """;
+
+    private sealed class Args
+    {
+        public string? Uri;
+        public bool Json;
+        public string? Name;
+        public List<string> Positional = [];
+    }
+
+    public static int Execute(string verb, IReadOnlyList<string> raw)
+    {
+        var a = new Args();
+        for (int i = 0; i < raw.Count; i++)
+        {
+            string s = raw[i];
+            string Next() => i + 1 < raw.Count ? raw[++i] : throw new UsageException($"{verb}: {s} needs a value");
+            switch (s)
+            {
+                case "-c" or "--connect": a.Uri = Next(); break;
+                case "--json": a.Json = true; break;
+                case "--name" when verb == "snapshot": a.Name = Next(); break;
+                default:
+                    if (s.StartsWith("--", StringComparison.Ordinal))
+                        throw new UsageException($"{verb}: unknown option '{s}' (see 'kiln help snapshots')");
+                    a.Positional.Add(s);
+                    break;
+            }
+        }
+        if (verb == "snapshot-verify")
+            return Verify(Need(a, 0, "FILE", verb));
+        using var client = new DaemonClient(a.Uri);
+        try
+        {
+            return ExecuteAsync(verb, a, client).GetAwaiter().GetResult();
+        }
+        catch (DaemonClientException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static string Need(Args a, int index, string what, string verb) =>
+        index < a.Positional.Count ? a.Positional[index] : throw new UsageException($"{verb}: {what} is required");
+
+    private static string Escape(string name) => Uri.EscapeDataString(name);
+
+    /// <summary>Paths go to the daemon absolute: it resolves nothing against its own working directory.</summary>
+    private static HttpContent FileBody(string file) => DaemonClient.Json(JsonSerializer.Serialize(
+        new SnapshotFileRequest { File = Path.GetFullPath(file) }, SnapshotApiJsonContext.Default.SnapshotFileRequest));
+
+    private static async Task<int> ExecuteAsync(string verb, Args a, DaemonClient client)
+    {
+        var json = SnapshotApiJsonContext.Default;
+        var longCall = TimeSpan.FromMinutes(15);
+        switch (verb)
+        {
+            case "save":
+            {
+                string name = Need(a, 0, "NAME", verb), file = Need(a, 1, "FILE", verb);
+                return Done(a, await client.SendAsync(HttpMethod.Post, $"/v1/domains/{Escape(name)}/save",
+                    DaemonJsonContext.Default.MessageResponse, FileBody(file), longCall));
+            }
+            case "restore":
+                return Done(a, await client.SendAsync(HttpMethod.Post, "/v1/restore", DaemonJsonContext.Default.MessageResponse,
+                    FileBody(Need(a, 0, "FILE", verb)), longCall));
+            case "snapshot":
+            {
+                string name = Need(a, 0, "NAME", verb);
+                var body = DaemonClient.Json(JsonSerializer.Serialize(new CreateSnapshotRequest { Name = a.Name }, json.CreateSnapshotRequest));
+                var entry = await client.SendAsync(HttpMethod.Post, $"/v1/domains/{Escape(name)}/snapshots", json.SnapshotEntry, body, longCall);
+                Console.Out.WriteLine(a.Json ? JsonSerializer.Serialize(entry, json.SnapshotEntry)
+                    : $"Domain '{name}' snapshot '{entry.Name}' created ({entry.SizeBytes >> 20} MiB file, guest paused {entry.PausedMs:0} ms)");
+                return 0;
+            }
+            case "snapshot-list":
+            {
+                var list = await client.SendAsync(HttpMethod.Get, $"/v1/domains/{Escape(Need(a, 0, "NAME", verb))}/snapshots", json.ListSnapshotEntry);
+                if (a.Json)
+                {
+                    Console.Out.WriteLine(JsonSerializer.Serialize(list, json.ListSnapshotEntry));
+                    return 0;
+                }
+                Console.Out.WriteLine($"{"Name",-28} {"Creation Time",-26} {"Size",10}");
+                Console.Out.WriteLine(new string('-', 66));
+                foreach (var e in list)
+                    Console.Out.WriteLine($"{e.Name,-28} {e.CreatedAt.ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss zzz", CultureInfo.InvariantCulture),-26} {e.SizeBytes >> 20,7} MiB");
+                return 0;
+            }
+            case "snapshot-revert":
+            {
+                string name = Need(a, 0, "NAME", verb), snap = Need(a, 1, "SNAP", verb);
+                return Done(a, await client.SendAsync(HttpMethod.Post, $"/v1/domains/{Escape(name)}/snapshots/{Escape(snap)}/revert",
+                    DaemonJsonContext.Default.MessageResponse, null, longCall));
+            }
+            case "snapshot-delete":
+            {
+                string name = Need(a, 0, "NAME", verb), snap = Need(a, 1, "SNAP", verb);
+                return Done(a, await client.SendAsync(HttpMethod.Delete, $"/v1/domains/{Escape(name)}/snapshots/{Escape(snap)}",
+                    DaemonJsonContext.Default.MessageResponse));
+            }
+            default:
+                throw new UsageException($"unknown snapshot command '{verb}'");
+        }
+    }
+
+    private static int Done(Args a, MessageResponse response)
+    {
+        Console.Out.WriteLine(a.Json ? JsonSerializer.Serialize(response, DaemonJsonContext.Default.MessageResponse) : response.Message);
+        return 0;
+    }
+
+    private static int Verify(string file)
+    {
+        using var snapshot = SnapshotFile.Open(file);
+        snapshot.VerifyRam();
+        var config = snapshot.Config.ToVmConfig();
+        Console.Out.WriteLine($"{file}: ok: snapshot format {SnapshotFormat.Version}, domain '{snapshot.Info.Name ?? "-"}', saved " +
+            $"{snapshot.Info.SavedAt.ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss zzz", CultureInfo.InvariantCulture)}, " +
+            $"{config.MemoryBytes >> 20} MiB RAM, {config.CpuCount} vCPU(s), kernel {config.KernelPath}");
+        return 0;
+    }
+}
