@@ -102,18 +102,22 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
             Report("precopy", rounds, stream.BytesWritten, tracker.PendingPages, dirtyRate, linkRate, expectedMs, throttle.Percent);
             if (expectedMs <= budgetMs)
                 break;
-            // Auto-converge: when a round no longer shrinks the dirty set by a tenth, slow the vCPUs down a step.
-            if (rounds >= 3 && tracker.PendingPages > previousPending * 9 / 10)
+            // Auto-converge: from round 3, a round that did not at least halve the dirty set slows the vCPUs down a
+            // step (a guest that converges on its own halves it or better each round).
+            if (rounds >= 3 && tracker.PendingPages > previousPending / 2)
             {
                 if (throttle.Percent >= 90)
                     stalledAtMax++;
                 throttle.Percent = throttle.Percent == 0 ? 20 : Math.Min(90, throttle.Percent + 10);
             }
             if (rounds >= options.MaxRounds || stalledAtMax >= 3)
+            {
+                string throttled = throttle.Percent > 0 ? $", even with its vCPUs throttled to {throttle.Percent}%" : "";
                 throw new MigrationException(
-                    $"the guest dirties memory at {dirtyRate / 1e6:0} MB/s, faster than the link carries it in time " +
-                    $"({linkRate / 1e6:0} MB/s; {expectedMs:0} ms of downtime expected, budget {budgetMs:0} ms) even " +
-                    $"with its vCPUs throttled to {throttle.Percent}%: gave up after {rounds} rounds (raise --max-downtime)");
+                    $"the guest's memory did not converge: after {rounds} rounds {tracker.PendingPages * DirtyPageTracker.PageSize / 1e6:0.0} MB " +
+                    $"were still dirty, {expectedMs:0} ms at the link's {linkRate / 1e6:0} MB/s against a budget of {budgetMs:0} ms " +
+                    $"(the guest dirties {dirtyRate / 1e6:0} MB/s{throttled}); gave up (raise --max-downtime)");
+            }
             previousPending = tracker.PendingPages;
             round.Restart();
             before = stream.BytesWritten;
