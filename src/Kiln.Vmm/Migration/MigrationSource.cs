@@ -112,11 +112,11 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
             }
             if (rounds >= options.MaxRounds || stalledAtMax >= 3)
             {
-                string throttled = throttle.Percent > 0 ? $", even with its vCPUs throttled to {throttle.Percent}%" : "";
+                string throttleNote = throttle.Percent > 0 ? $", even with its vCPUs throttled to {throttle.Percent}%" : "";
                 throw new MigrationException(
                     $"the guest's memory did not converge: after {rounds} rounds {tracker.PendingPages * DirtyPageTracker.PageSize / 1e6:0.0} MB " +
                     $"were still dirty, {expectedMs:0} ms at the link's {linkRate / 1e6:0} MB/s against a budget of {budgetMs:0} ms " +
-                    $"(the guest dirties {dirtyRate / 1e6:0} MB/s{throttled}); gave up (raise --max-downtime)");
+                    $"(the guest dirties {dirtyRate / 1e6:0} MB/s{throttleNote}); gave up (raise --max-downtime)");
             }
             previousPending = tracker.PendingPages;
             round.Restart();
