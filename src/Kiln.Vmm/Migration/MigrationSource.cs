@@ -17,6 +17,12 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
     private const double DefaultLinkRate = 125e6;
     private const long MinMeasuredBytes = 4 << 20;
 
+    /// <summary>Below this expected downtime another pre-copy round is not worth its time.</summary>
+    private const double DowntimeFloorMs = 5;
+
+    /// <summary>Rounds beyond the first fitting one are only tried up to this round.</summary>
+    private const int ExtraRoundsUpTo = 10;
+
     public MigrationResult Run(CancellationToken cancel)
     {
         using var lease = machine.Lease() ?? throw new MigrationException("the machine is not running");
@@ -100,17 +106,23 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
             double dirtyRate = found * (double)DirtyPageTracker.PageSize / seconds;
             double expectedMs = tracker.PendingPages * (double)DirtyPageTracker.PageSize / linkRate * 1000;
             Report("precopy", rounds, stream.BytesWritten, tracker.PendingPages, dirtyRate, linkRate, expectedMs, throttle.Percent);
-            if (expectedMs <= budgetMs)
+            // Fitting the budget is enough to stop, but not always the best moment: when the next round would
+            // leave less than half as much behind (the guest dirties slower than the link carries), another round
+            // shortens the downtime, down to a floor where it no longer pays.
+            double pendingBytes = tracker.PendingPages * (double)DirtyPageTracker.PageSize;
+            bool worthAnotherRound = dirtyRate * (pendingBytes / linkRate) < pendingBytes / 2
+                                     && expectedMs > DowntimeFloorMs && rounds < ExtraRoundsUpTo && rounds < options.MaxRounds - 1;
+            if (expectedMs <= budgetMs && !worthAnotherRound)
                 break;
             // Auto-converge: from round 3, a round that did not at least halve the dirty set slows the vCPUs down a
             // step (a guest that converges on its own halves it or better each round).
-            if (rounds >= 3 && tracker.PendingPages > previousPending / 2)
+            if (rounds >= 3 && expectedMs > budgetMs && tracker.PendingPages > previousPending / 2)
             {
                 if (throttle.Percent >= 90)
                     stalledAtMax++;
                 throttle.Percent = throttle.Percent == 0 ? 20 : Math.Min(90, throttle.Percent + 10);
             }
-            if (rounds >= options.MaxRounds || stalledAtMax >= 3)
+            if (expectedMs > budgetMs && (rounds >= options.MaxRounds || stalledAtMax >= 3))
             {
                 string throttleNote = throttle.Percent > 0 ? $", even with its vCPUs throttled to {throttle.Percent}%" : "";
                 throw new MigrationException(
