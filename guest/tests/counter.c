@@ -3,11 +3,26 @@
  * snapshot and migration tests. Optionally fills M MiB of RAM with a pattern first (prints its checksum), then
  * prints "tick I" every D microseconds (default 10 ms) for N ticks (default forever) and exits 0. With blk=1
  * every tick also writes a sector of the first virtio-blk disk tagged with I, reads it back and checks it
- * ("tick I blk ok"). The host checks that ticks continue across a save/restore with no gap or repeat, and at the
+ * ("tick I blk ok"); with rng=1 it also reads 16 bytes from the first virtio-rng (" rng ok"). The host checks that ticks continue across a save/restore with no gap or repeat, and at the
  * end ("counter done") the filled RAM is checked again.
  */
 #include "tests.h"
+#include "virtio.h"
 #include "virtio_blk.h"
+
+static int rng_tick(struct virtio_dev *d, uint8_t *buf)
+{
+    for (uint32_t got = 0; got < 16;) {
+        struct virtio_buf b = { (uintptr_t)buf + got, 16 - got, true };
+        int n = virtio_transfer(d, &d->vq[0], &b, 1);
+        if (n <= 0 || (uint32_t)n > 16 - got) {
+            printf(" rng failed: %d\n", n);
+            return 1;
+        }
+        got += (uint32_t)n;
+    }
+    return 0;
+}
 
 static uint64_t sum64(const uint64_t *p, uint64_t words)
 {
@@ -36,7 +51,7 @@ static int blk_tick(struct vblk *b, uint8_t *buf, uint64_t i)
         printf("tick %lu blk read-back failed: %d\n", (unsigned long)i, st);
         return 1;
     }
-    printf("tick %lu blk ok\n", (unsigned long)i);
+    printf("tick %lu blk ok", (unsigned long)i);
     return 0;
 }
 
@@ -64,14 +79,33 @@ int test_counter(const char *cmdline)
         if (!b || !buf || vblk_open(b, cmdline) < 0 || b->capacity < 16)
             return 1;
     }
+    struct virtio_dev *rng = 0;
+    uint8_t *rbuf = 0;
+    if (arg_u64(cmdline, "rng", 0)) {
+        rng = virtio_alloc(sizeof(*rng), 64);
+        rbuf = virtio_alloc(16, 64);
+        int err = rng && rbuf ? virtio_find(rng, cmdline, VIRTIO_ID_RNG, 0) : -1;
+        if (err >= 0)
+            err = virtio_setup(rng, virtio_opt_features(cmdline), 1, 0);
+        if (err < 0) {
+            printf("counter: virtio-rng: %s\n", virtio_strerror(err));
+            return 1;
+        }
+    }
     puts("counter start");
     for (uint64_t i = 0; i < count; i++) {
         if (b) {
             if (blk_tick(b, buf, i))
                 return 1;
         } else {
-            printf("tick %lu\n", (unsigned long)i);
+            printf("tick %lu", (unsigned long)i);
         }
+        if (rng) {
+            if (rng_tick(rng, rbuf))
+                return 1;
+            printf(" rng ok");
+        }
+        puts("");
         delay_us(delay);
     }
     if (fill && sum64(fill, words) != filled) {

@@ -23,7 +23,7 @@ static const struct {
       "case=oob-addr|loop|long-chain|bad-index|zero-len|huge-len|wrong-dir|avail-jump|indirect-oob [transport=...]" },
     { "virtio-console", test_virtio_console, "[transport=pci|mmio] [wait=SECONDS]" },
     { "emulate", test_emulate, "" },
-    { "counter", test_counter, "[count=N] [delay_us=D] [fill_mib=M] [blk=1 [transport=pci|mmio]]" },
+    { "counter", test_counter, "[count=N] [delay_us=D] [fill_mib=M] [blk=1] [rng=1] [transport=pci|mmio]" },
     { "virtio-net", test_virtio_net, "[transport=pci|mmio] ip=A.B.C.D peer=A.B.C.D [count=N] [mrg=1]" },
     { "dirty", test_dirty, "[mb=64] [static_mb=16] [tick_ms=100] [ticks=0]" },
 };

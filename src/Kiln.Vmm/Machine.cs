@@ -305,6 +305,9 @@ public sealed class Machine : IMachineControl, IDisposable
 
     private const string StateMagic = "kiln-machine-state-1";
 
+    /// <summary>The guest's kvmclock now (KVM_GET_CLOCK), in nanoseconds.</summary>
+    public ulong GuestClockNanoseconds => _vm.GetClock().Clock;
+
     /// <summary>Moves the guest's kvmclock on by <paramref name="nanoseconds"/>, after a restore: the time the VM
     /// spent saved then passes for the guest too, so its clock neither stalls nor jumps back.</summary>
     public void AdvanceGuestClock(ulong nanoseconds)

@@ -29,6 +29,7 @@ public sealed class ControlServer : IDisposable
     private VmmRunner? _runner;
     private readonly MigrationControl _migration = new();
     private bool _paused;
+    private bool _saved;
     private bool _closed;
 
     public ControlServer(string path, string? name, bool echoToStdout)
@@ -113,6 +114,9 @@ public sealed class ControlServer : IDisposable
                 Send(client, response);
                 if (!response.Ok)
                     continue;
+                // Only once the client has its answer: stopping ends the process, which could cut the reply off.
+                if (request.Command == "save")
+                    _runner!.RequestStop(MachineExit.UserStop($"saved to {request.File}"));
                 if (request.Command == "console")
                 {
                     keep = true;
@@ -171,6 +175,8 @@ public sealed class ControlServer : IDisposable
                     return Fail("the machine is not running");
                 lock (_lock)
                 {
+                    if (_saved)
+                        return Fail("the machine was saved and is stopping");
                     if (_paused)
                         machine.Resume();
                     _paused = false;
@@ -188,7 +194,11 @@ public sealed class ControlServer : IDisposable
                 if (machine is null)
                     return Fail("the machine is not running");
                 lock (_lock)
+                {
+                    if (_saved)
+                        return Fail("the machine was saved and is stopping");
                     _paused = false;
+                }
                 machine.RequestStop(MachineExit.Reset("reboot requested through the control socket"));
                 Broadcast(new ControlEvent { Event = "reboot" });
                 return Ok();
@@ -214,7 +224,7 @@ public sealed class ControlServer : IDisposable
             case "console" or "watch":
                 return Ok();
             case "save" or "snapshot":
-                return SaveSnapshot(request, runner, machine);
+                return SaveSnapshot(request, machine);
             case "migrate":
                 if (machine is null)
                     return Fail("the machine is not running");
@@ -230,7 +240,7 @@ public sealed class ControlServer : IDisposable
 
     /// <summary><c>save</c>: pause, write, stop the VM (virsh save). <c>snapshot</c>: pause, write, resume (unless
     /// a client had paused it). The lock keeps pause/resume requests out while the file is written.</summary>
-    private ControlResponse SaveSnapshot(ControlRequest request, VmmRunner runner, Machine? machine)
+    private ControlResponse SaveSnapshot(ControlRequest request, Machine? machine)
     {
         if (machine is null)
             return Fail("the machine is not running");
@@ -241,7 +251,7 @@ public sealed class ControlServer : IDisposable
         var paused = Stopwatch.StartNew();
         lock (_lock)
         {
-            if (machine.IsStopping)
+            if (machine.IsStopping || _saved)
                 return Fail("the machine is stopping");
             if (!_paused)
                 machine.Pause();
@@ -255,8 +265,9 @@ public sealed class ControlServer : IDisposable
                     machine.Resume();
                 return Fail(e.Message);
             }
+            // A saved machine stays paused until Serve stops it, after sending this reply.
             if (save)
-                runner.RequestStop(MachineExit.UserStop($"saved to {request.File}"));
+                _saved = true;
             else if (!_paused)
                 machine.Resume();
         }
