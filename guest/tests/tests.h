@@ -21,6 +21,7 @@ int test_virtio_hostile(const char *cmdline);
 int test_virtio_console(const char *cmdline);
 int test_emulate(const char *cmdline);
 int test_virtio_net(const char *cmdline);
+int test_dirty(const char *cmdline);
 int test_counter(const char *cmdline);
 
 #endif

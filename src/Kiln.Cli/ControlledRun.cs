@@ -8,9 +8,11 @@ namespace Kiln.Cli;
 /// control socket's clients and to stdout (the daemon's log file); input comes from console clients.</summary>
 public static class ControlledRun
 {
-    /// <param name="firstMachine">Builds the first machine instead of a boot (a snapshot restore); null boots.</param>
+    /// <param name="firstMachine">Builds the first machine instead of a boot (a snapshot restore, an incoming
+    /// migration); null boots.</param>
+    /// <param name="announceOnFirstRun">An event for watchers once that machine's vCPUs run (incoming-complete).</param>
     public static int Run(VmConfig config, string socketPath, string? name, bool stats,
-        VmmRunner.MachineFactory? firstMachine = null)
+        VmmRunner.MachineFactory? firstMachine = null, string? announceOnFirstRun = null)
     {
         using var server = new ControlServer(socketPath, name, echoToStdout: true);
         using var runner = new VmmRunner(config, server.OutputFd, server.InputFd);
@@ -18,6 +20,21 @@ public static class ControlledRun
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => Stop(c, runner));
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; });
         server.Start(runner);
+        if (firstMachine is not null && announceOnFirstRun is not null)
+        {
+            var inner = firstMachine;
+            firstMachine = (kvm, cpuid, console) =>
+            {
+                var machine = inner(kvm, cpuid, console);
+                void Announce()
+                {
+                    machine.Resumed -= Announce;
+                    server.Announce(new ControlEvent { Event = announceOnFirstRun });
+                }
+                machine.Resumed += Announce;
+                return machine;
+            };
+        }
         MachineExit exit;
         try
         {

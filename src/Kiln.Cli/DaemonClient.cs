@@ -190,6 +190,37 @@ public sealed class DaemonClient : IDisposable
         return await response.Content.ReadAsStreamAsync(cancel);
     }
 
+    /// <summary>A POST whose answer is a stream (migration progress lines); an error status becomes one message.</summary>
+    public async Task<Stream> PostStreamAsync(string path, HttpContent body, CancellationToken cancel)
+    {
+        HttpResponseMessage response;
+        try
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = body };
+            response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancel);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new DaemonClientException(e.InnerException is DaemonClientException inner ? inner.Message
+                : $"cannot reach the daemon at {_display}: {e.Message}");
+        }
+        if (!response.IsSuccessStatusCode)
+        {
+            string text = await response.Content.ReadAsStringAsync(cancel);
+            string message = text;
+            try
+            {
+                message = JsonSerializer.Deserialize(text, DaemonJsonContext.Default.ApiError)?.Error ?? text;
+            }
+            catch (JsonException)
+            {
+            }
+            response.Dispose();
+            throw new DaemonClientException(message);
+        }
+        return await response.Content.ReadAsStreamAsync(cancel);
+    }
+
     public async Task<ClientWebSocket> ConnectWebSocketAsync(string path, CancellationToken cancel)
     {
         var ws = new ClientWebSocket();

@@ -19,6 +19,7 @@ public static class Program
           run        boot a VM with the terminal as its serial console
           guest-kit  build a Linux kernel and busybox initramfs for guests ('guest-kit build')
           img        create, inspect, convert, check and resize disk images (raw, qcow2)
+          migrate    move a running domain to another daemon ('migrate --live NAME tcp://HOST:PORT')
           daemon     manage domains: persistent definitions, supervised VMMs, an HTTP/JSON API
           list, define, start, shutdown, destroy, console, ...   virsh-style verbs (see 'kiln help domains')
           save, restore, snapshot, snapshot-list, ...            snapshots (see 'kiln help snapshots')
@@ -63,6 +64,7 @@ public static class Program
                 "img" => ImgCommand.Execute(rest),
                 "daemon" => DaemonCommand.Execute(rest),
                 "vmm-standby" => VmmStandbyCommand.Execute(rest),
+                "migrate" => MigrateCommand.Execute(rest),
                 _ when DomainCommands.Verbs.Contains(verb) => DomainCommands.Execute(verb, rest),
                 _ when SnapshotCommands.Verbs.Contains(verb) => SnapshotCommands.Execute(verb, rest),
                 "version" or "--version" => PrintVersion(),
@@ -76,7 +78,7 @@ public static class Program
         }
         catch (Exception e) when (e is KvmException or BootException or GuestMemoryException or SystemCallException
                                        or StateFormatException or IOException or UnauthorizedAccessException
-                                       or Virtio.Net.NetBackendException
+                                       or Virtio.Net.NetBackendException or Vmm.Migration.MigrationException
                                        or GuestKitException or Vmm.Snapshot.SnapshotException)
         {
             KilnLog.Error(e.Message);
@@ -92,6 +94,7 @@ public static class Program
         "guest-kit" => GuestKitCommand.Help,
         "img" => ImgCommand.Help,
         "daemon" => DaemonCommand.Help,
+        "migrate" => MigrateCommand.Help,
         "domains" => DomainCommands.Help,
         _ when DomainCommands.Verbs.Contains(verb) => DomainCommands.Help,
         "snapshots" => SnapshotCommands.Help,

@@ -25,6 +25,11 @@ public static class RunCommand
         public VirtioTransportKind Transport = VirtioTransportKind.Pci;
         public string? ControlSocket;
         public string? Name;
+        public string? Incoming;
+        public string? IncomingTokenFile;
+        public string? IncomingTlsCert;
+        public string? IncomingTlsKey;
+        public int IncomingTimeout = 120;
         public string? Restore;
         public bool Verify;
 
@@ -55,6 +60,14 @@ public static class RunCommand
         .Value("--control-socket", "PATH", "serve the control protocol on this Unix socket (console goes there and to stdout)",
             (s, v) => s.ControlSocket = v)
         .Value("--name", "NAME", "the VM's name (reported on the control socket)", (s, v) => s.Name = v)
+        .Value("--incoming", "tcp:ADDR:PORT", "receive a live migration instead of booting (same --memory/--cpus/devices as the source)",
+            (s, v) => s.Incoming = v)
+        .Value("--incoming-token-file", "PATH", "the migration's one-time token (default: $KILN_MIGRATION_TOKEN)",
+            (s, v) => s.IncomingTokenFile = v)
+        .Value("--incoming-tls-cert", "PEM", "serve the migration stream over TLS with this certificate", (s, v) => s.IncomingTlsCert = v)
+        .Value("--incoming-tls-key", "PEM", "the TLS certificate's private key", (s, v) => s.IncomingTlsKey = v)
+        .Value("--incoming-timeout", "SECONDS", "give up when no source connects in time (default 120)",
+            (s, v) => s.IncomingTimeout = (int)SizeParser.ParseNumber(v, "--incoming-timeout", 86400))
         .Value("--restore", "FILE", "resume the VM saved in a snapshot FILE (its machine options come from the file)",
             (s, v) => s.Restore = v)
         .Flag("--verify", "with --restore: check the CRC of all saved RAM before resuming (reads the whole file)",
@@ -66,6 +79,8 @@ public static class RunCommand
     {
         var settings = new Settings();
         Options.Parse(settings, args);
+        if (settings.Restore is not null && settings.Incoming is not null)
+            throw new UsageException("run: --restore and --incoming exclude each other");
         if (settings.Restore is not null)
             return Restore(settings);
         if (settings.Verify)
@@ -81,9 +96,13 @@ public static class RunCommand
             NoReboot = settings.NoReboot, Disks = settings.Disks, Nics = settings.Nics, Rng = settings.Rng, Console = settings.Console,
             Transport = settings.Transport,
         };
+        using var incoming = settings.Incoming is null ? null : IncomingOption.Listen(settings.Incoming,
+            settings.IncomingTokenFile, settings.IncomingTlsCert, settings.IncomingTlsKey, settings.IncomingTimeout);
+        VmmRunner.MachineFactory? first = incoming is null ? null : (kvm, cpuid, console) => incoming.Receive(config, kvm, cpuid, console);
         if (settings.ControlSocket is not null)
-            return ControlledRun.Run(config, settings.ControlSocket, settings.Name, settings.Stats);
-        return Run(config, settings.Stats);
+            return ControlledRun.Run(config, settings.ControlSocket, settings.Name, settings.Stats, first,
+                incoming is null ? null : "incoming-complete");
+        return Run(config, settings.Stats, first);
     }
 
     /// <summary>`kiln run --restore FILE`: the machine comes from the snapshot; only where its console goes, its

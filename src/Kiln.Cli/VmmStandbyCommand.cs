@@ -35,6 +35,8 @@ public static class VmmStandbyCommand
         if (launch is null || launch.Arguments is not ["run", ..] || launch.LogPath.Length == 0)
             throw new UsageException("vmm-standby: the launch line needs \"args\" starting with \"run\" and a \"log\" path");
         RedirectOutput(launch.LogPath);
+        foreach (var (name, value) in launch.Environment ?? [])
+            Environment.SetEnvironmentVariable(name, value);
         return RunCommand.Execute(launch.Arguments.Skip(1).ToList());
     }
 

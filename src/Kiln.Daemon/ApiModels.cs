@@ -87,4 +87,7 @@ public sealed class LifecycleEvent
 [JsonSerializable(typeof(AttachDiskRequest))]
 [JsonSerializable(typeof(DomainStats))]
 [JsonSerializable(typeof(LifecycleEvent))]
+[JsonSerializable(typeof(IncomingMigrationRequest))]
+[JsonSerializable(typeof(IncomingMigrationResponse))]
+[JsonSerializable(typeof(MigrateRequest))]
 public sealed partial class DaemonJsonContext : JsonSerializerContext;

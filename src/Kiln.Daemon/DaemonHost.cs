@@ -59,6 +59,8 @@ public static class DaemonHost
         ThreadPool.SetMinThreads(Math.Max(workers, 64), Math.Max(io, 64));
         var store = new DomainStore(options.StateDir);
         using var supervisor = new Supervisor(store, options.KilnCommand, options.SpareVmm);
+        if (options.TlsCert is not null && options.TlsKey is not null)
+            supervisor.MigrationTls = (Path.GetFullPath(options.TlsCert), Path.GetFullPath(options.TlsKey));
         await supervisor.InitializeAsync();
 
         var builder = WebApplication.CreateSlimBuilder();
@@ -252,6 +254,7 @@ public static class DaemonHost
             Message(ctx, sup.DetachDisk(name, target))));
         app.MapGet("/v1/domains/{name}/console", (HttpContext ctx, string name) => Handle(ctx, () => ConsoleAsync(ctx, sup, name)));
         app.MapGet("/v1/events", ctx => EventsAsync(ctx, sup));
+        MigrationRoutes.Map(app, sup, Handle);
         SnapshotRoutes.Map(app, sup);
         app.MapFallback(ctx => Write(ctx, 404, new ApiError { Error = $"no such route: {ctx.Request.Method} {ctx.Request.Path}" }, json.ApiError));
     }

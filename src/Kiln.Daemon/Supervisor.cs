@@ -258,9 +258,11 @@ public sealed partial class Supervisor : IDisposable
     }
 
     /// <param name="runArguments">The `kiln run` arguments; null: those of the definition (a boot). A restore
-    /// passes `--restore FILE`.</param>
+    /// passes `--restore FILE`, an incoming migration the definition's plus `--incoming ...` (and its token in
+    /// <paramref name="extraEnvironment"/>).</param>
     /// <returns>null, or when the VMM has already ended, what publishes its end.</returns>
-    private async Task<Action?> LaunchAsync(Domain domain, List<string>? runArguments = null, string reason = "booted")
+    private async Task<Action?> LaunchAsync(Domain domain, List<string>? runArguments = null, string reason = "booted",
+        IReadOnlyDictionary<string, string>? extraEnvironment = null)
     {
         var d = domain.Definition;
         string socketPath = _store.SocketPath(d.Name);
@@ -270,7 +272,7 @@ public sealed partial class Supervisor : IDisposable
         args.AddRange(["--control-socket", socketPath, "--name", d.Name]);
         File.AppendAllText(logPath, $"\n--- {DateTimeOffset.Now:O} starting {d.Name}\n");
         long logStart = new FileInfo(logPath).Length;
-        var child = _launcher.Launch(args, logPath);
+        var child = _launcher.Launch(args, logPath, extraEnvironment);
         domain.Child = child;
         var sw = Stopwatch.StartNew();
         Socket? socket = null;
@@ -414,6 +416,9 @@ public sealed partial class Supervisor : IDisposable
                     case "exit":
                         exit = e;
                         break;
+                    case "incoming-complete":
+                        IncomingCompleted(domain);
+                        break;
                 }
             }
         }
@@ -464,9 +469,12 @@ public sealed partial class Supervisor : IDisposable
                 "Reset" => (DomainState.ShutOff, "shutdown: guest reset (on_reboot=destroy)"),
                 "DebugExit" => (DomainState.ShutOff, $"guest exited with status {exit.Code}"),
                 "UserStop" => (DomainState.ShutOff, domain.Stopping ? "destroyed" : exit.Message ?? "stopped"),
+                "Migrated" => (DomainState.ShutOff, exit.Message ?? "migrated"),
                 _ => (DomainState.Crashed, $"{exit.Kind}: {exit.Message}"),
             };
         }
+        if (IncomingEnded(domain, exit?.Message ?? how))
+            return;
         MarkEnded(domain, state, reason);
         Publish(name, state == DomainState.Crashed ? "crashed" : domain.Stopping ? "destroyed" : "stopped", reason);
         if (state == DomainState.Crashed && domain.Definition.OnCrash == "restart" && !domain.Removed)

@@ -38,10 +38,15 @@ public sealed class VmmLauncher : IDisposable
 
     /// <summary>A VMM process that becomes the domain described by <paramref name="runArguments"/> (`run ...`),
     /// its console going to <paramref name="logPath"/>.</summary>
-    public Process Launch(IReadOnlyList<string> runArguments, string logPath)
+    /// <param name="environment">Variables the VMM sets before it becomes the domain (a migration token: kept off
+    /// the command line, where `ps` would show it).</param>
+    public Process Launch(IReadOnlyList<string> runArguments, string logPath,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
-        string line = JsonSerializer.Serialize(new StandbyLaunch { Arguments = [.. runArguments], LogPath = logPath },
-            StandbyJsonContext.Default.StandbyLaunch);
+        var launch = new StandbyLaunch { Arguments = [.. runArguments], LogPath = logPath };
+        if (environment is not null)
+            launch.Environment = new Dictionary<string, string>(environment);
+        string line = JsonSerializer.Serialize(launch, StandbyJsonContext.Default.StandbyLaunch);
         Process? spare;
         lock (_lock)
         {

@@ -31,15 +31,17 @@ public static unsafe partial class Threads
         // struct sigaction (x86-64 glibc): handler (8), sa_mask (128), sa_flags (4 + 4 pad), sa_restorer (8).
         byte* act = stackalloc byte[152];
         new Span<byte>(act, 152).Clear();
-        *(nint*)act = (nint)(delegate* unmanaged<int, void>)&OnKick;
+        *(nint*)act = NoOpHandler();
         if (sigaction(SIGUSR1, act, null) != 0)
             SystemCallException.ThrowLast("sigaction");
     }
 
-    [UnmanagedCallersOnly]
-    private static void OnKick(int signal)
-    {
-    }
+    /// <summary>The handler must be native code: a signal can land while the kicked thread runs managed code (it
+    /// is handling an exit), and the runtime aborts the process when a managed [UnmanagedCallersOnly] handler is
+    /// entered from managed code ("Invalid Program"). libc's abs(int) has the handler's shape, touches nothing
+    /// and is async-signal-safe: a native no-op.</summary>
+    private static nint NoOpHandler() =>
+        NativeLibrary.GetExport(NativeLibrary.Load("libc.so.6"), "abs");
 
     public static void Kick(int threadId)
     {

@@ -216,6 +216,47 @@ public sealed class Machine : IMachineControl, IDisposable
         lock (_runners)
             foreach (var runner in _runners)
                 runner.Start();
+        Resumed?.Invoke();
+    }
+
+    /// <summary>Raised after every <see cref="Resume"/> (including the one that starts <see cref="Run"/>) once the
+    /// vCPU threads run: an incoming migration acknowledges the move from here.</summary>
+    public event Action? Resumed;
+
+    /// <summary>For live migration (same assembly): the KVM VM whose dirty log is read.</summary>
+    internal VirtualMachine Vm => _vm;
+
+    private int _leases;
+    private bool _disposed;
+
+    /// <summary>Keeps the machine (its RAM mapping and KVM handles) from being disposed until the lease is
+    /// released: a migration reads guest RAM on its own thread while the runner may end the machine. Null when the
+    /// machine is already disposed.</summary>
+    internal IDisposable? Lease()
+    {
+        lock (_runners)
+        {
+            if (_disposed)
+                return null;
+            _leases++;
+            return new MachineLease(this);
+        }
+    }
+
+    private sealed class MachineLease(Machine machine) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) != 0)
+                return;
+            lock (machine._runners)
+            {
+                machine._leases--;
+                Monitor.PulseAll(machine._runners);
+            }
+        }
     }
 
     /// <summary>Captures the state of a paused machine, except guest RAM: KVM's irqchip, PIT and clock, every vCPU,
@@ -293,6 +334,12 @@ public sealed class Machine : IMachineControl, IDisposable
 
     public void Dispose()
     {
+        lock (_runners)
+        {
+            _disposed = true;
+            while (_leases > 0)
+                Monitor.Wait(_runners);
+        }
         _virtio?.Dispose();
         foreach (var vcpu in _vcpus)
             vcpu.Dispose();

@@ -20,6 +20,9 @@ public enum MachineExitKind
 
     /// <summary>KVM could not enter or emulate the guest, or the VMM failed.</summary>
     Error,
+
+    /// <summary>The guest was live-migrated away and now runs on the destination; this VMM's copy is stale.</summary>
+    Migrated,
 }
 
 public sealed record MachineExit(MachineExitKind Kind, int ExitCode, string Message)
@@ -30,4 +33,5 @@ public sealed record MachineExit(MachineExitKind Kind, int ExitCode, string Mess
     public static MachineExit TripleFault(string detail) => new(MachineExitKind.TripleFault, 1, detail);
     public static MachineExit UserStop(string how) => new(MachineExitKind.UserStop, 0, how);
     public static MachineExit Error(string detail) => new(MachineExitKind.Error, 1, detail);
+    public static MachineExit Migrated(string detail) => new(MachineExitKind.Migrated, 0, detail);
 }

@@ -56,6 +56,9 @@ internal sealed class VcpuRunner
     {
         _pauseRequested = true;
         _vcpu.RequestImmediateExit();
+        // Kick at once: waiting first would add up to 10 ms to every pause (a migration's downtime).
+        if (_thread.IsAlive)
+            Threads.Kick(_threadId);
         while (!_thread.Join(10))
             Threads.Kick(_threadId);
     }

@@ -16,6 +16,18 @@ public sealed class ControlRequest
     /// <summary>For <c>console</c>: replay the recent console output (up to 64 KiB) first.</summary>
     [JsonPropertyName("history")] public bool History { get; set; }
 
+    /// <summary>For <c>migrate</c>: the destination VMM (tcp:HOST:PORT), its one-time token, TLS, the downtime budget.
+    /// The response comes at once; progress follows as <c>migration</c> events on watch connections, then
+    /// <c>migrated</c> (and the VMM exits) or <c>migration-failed</c> (and the guest keeps running here).
+    /// <c>migrate-abort</c> cancels a running migration.</summary>
+    [JsonPropertyName("uri")] public string? Uri { get; set; }
+    [JsonPropertyName("token")] public string? Token { get; set; }
+    [JsonPropertyName("tls")] public bool Tls { get; set; }
+    [JsonPropertyName("maxDowntimeMs")] public int? MaxDowntimeMs { get; set; }
+
+    /// <summary>For <c>migrate</c>: pre-copy rounds before giving up (default 30).</summary>
+    [JsonPropertyName("maxRounds")] public int? MaxRounds { get; set; }
+
     /// <summary>For <c>save</c> (write a snapshot, then stop) and <c>snapshot</c> (write one, keep running): the
     /// snapshot file, an absolute path on the VMM's host.</summary>
     [JsonPropertyName("file")] public string? File { get; set; }
@@ -59,6 +71,18 @@ public sealed class ControlEvent
     [JsonPropertyName("kind")] public string? Kind { get; set; }
     [JsonPropertyName("code")] public int? Code { get; set; }
     [JsonPropertyName("message")] public string? Message { get; set; }
+
+    // Live migration: "migration" (progress), "migrated", "migration-failed".
+    [JsonPropertyName("phase")] public string? Phase { get; set; }
+    [JsonPropertyName("round")] public int? Round { get; set; }
+    [JsonPropertyName("bytesSent")] public long? BytesSent { get; set; }
+    [JsonPropertyName("remainingPages")] public long? RemainingPages { get; set; }
+    [JsonPropertyName("dirtyBytesPerSecond")] public double? DirtyBytesPerSecond { get; set; }
+    [JsonPropertyName("linkBytesPerSecond")] public double? LinkBytesPerSecond { get; set; }
+    [JsonPropertyName("expectedDowntimeMs")] public double? ExpectedDowntimeMs { get; set; }
+    [JsonPropertyName("throttlePercent")] public int? ThrottlePercent { get; set; }
+    [JsonPropertyName("downtimeMs")] public double? DowntimeMs { get; set; }
+    [JsonPropertyName("totalMs")] public double? TotalMs { get; set; }
 }
 
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]

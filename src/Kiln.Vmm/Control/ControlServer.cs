@@ -27,6 +27,7 @@ public sealed class ControlServer : IDisposable
     private long _historyLength;
     private long _consoleBytes;
     private VmmRunner? _runner;
+    private readonly MigrationControl _migration = new();
     private bool _paused;
     private bool _saved;
     private bool _closed;
@@ -57,6 +58,9 @@ public sealed class ControlServer : IDisposable
         new Thread(PumpOutput) { Name = "control-console", IsBackground = true }.Start();
         new Thread(AcceptLoop) { Name = "control-accept", IsBackground = true }.Start();
     }
+
+    /// <summary>Sends an event to every watcher (e.g. <c>incoming-complete</c> once a migrated-in guest runs).</summary>
+    public void Announce(ControlEvent e) => Broadcast(e);
 
     /// <summary>Tells every watcher why the VMM is exiting, then closes the socket and removes its file.</summary>
     public void NotifyExit(MachineExit exit)
@@ -232,8 +236,16 @@ public sealed class ControlServer : IDisposable
                 return Ok();
             case "save" or "snapshot":
                 return SaveSnapshot(request, machine);
+            case "migrate":
+                if (machine is null)
+                    return Fail("the machine is not running");
+                if (Volatile.Read(ref _paused))
+                    return Fail("the machine is paused; resume it before migrating");
+                return _migration.Start(runner, machine, request, Broadcast);
+            case "migrate-abort":
+                return _migration.Abort();
             default:
-                return Fail($"unknown command '{request.Command}' (status, pause, resume, shutdown, power-button, reset, stop, stats, console, watch, save, snapshot)");
+                return Fail($"unknown command '{request.Command}' (status, pause, resume, shutdown, power-button, reset, stop, stats, console, watch, save, snapshot, migrate, migrate-abort)");
         }
     }
 

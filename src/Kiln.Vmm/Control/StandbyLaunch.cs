@@ -8,6 +8,9 @@ public sealed class StandbyLaunch
 {
     [JsonPropertyName("args")] public List<string> Arguments { get; set; } = [];
     [JsonPropertyName("log")] public string LogPath { get; set; } = "";
+
+    /// <summary>Environment variables to set first (e.g. an incoming migration's token).</summary>
+    [JsonPropertyName("env")] public Dictionary<string, string>? Environment { get; set; }
 }
 
 [JsonSerializable(typeof(StandbyLaunch))]

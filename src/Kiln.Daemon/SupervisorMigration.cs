@@ -1,0 +1,240 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.Json;
+using Kiln.Vmm.Control;
+
+namespace Kiln.Daemon;
+
+/// <summary>Live migration between daemons. The source daemon asks the destination daemon (its TCP API, TLS and
+/// bearer token) to prepare an incoming VMM for the domain's definition; that daemon starts `kiln run --incoming`
+/// on a free port with a fresh one-time token and answers with both. The source daemon then hands port and token
+/// to its own VMM (control verb <c>migrate</c>) and relays the VMM's progress events. Afterwards the domain runs on
+/// the destination and is shut off, definition kept, on the source (like virsh without --undefinesource). If the
+/// incoming VMM ends before the guest ran there, the destination forgets a definition it created for it.</summary>
+public sealed partial class Supervisor
+{
+    /// <summary>Domains waiting for an incoming migration: name, and whether the definition was created for it.</summary>
+    private readonly Dictionary<string, bool> _incoming = new(StringComparer.Ordinal);
+
+    /// <summary>The daemon's TLS certificate and key (PEM files), which incoming VMMs serve their stream with.</summary>
+    public (string Cert, string Key)? MigrationTls { get; set; }
+
+    public async Task<IncomingMigrationResponse> PrepareIncomingAsync(IncomingMigrationRequest request)
+    {
+        var definition = DomainCodec.FromJson(request.Definition);
+        bool existed;
+        lock (_lock)
+            existed = _domains.ContainsKey(definition.Name);
+        if (existed && Get(definition.Name).State is DomainState.Running or DomainState.Paused)
+            throw new DaemonException(409, $"domain '{definition.Name}' is already running on the destination");
+        var domain = Define(definition);
+        string name = definition.Name;
+        int port = FreePort();
+        string token = Convert.ToHexString(RandomNumberGenerator.GetBytes(32));
+        var args = DomainCodec.RunArguments(definition);
+        args.AddRange(["--incoming", $"tcp:0.0.0.0:{port}", "--incoming-timeout", "60"]);
+        if (MigrationTls is { } tls)
+            args.AddRange(["--incoming-tls-cert", tls.Cert, "--incoming-tls-key", tls.Key]);
+        await domain.Gate.WaitAsync();
+        try
+        {
+            if (domain.State is DomainState.Running or DomainState.Paused)
+                throw new DaemonException(409, $"domain '{name}' is already running on the destination");
+            lock (_incoming)
+                _incoming[name] = !existed;
+            try
+            {
+                await LaunchAsync(domain, args, "incoming migration", new Dictionary<string, string> { ["KILN_MIGRATION_TOKEN"] = token });
+            }
+            catch
+            {
+                lock (_incoming)
+                    _incoming.Remove(name);
+                if (!existed)
+                    Forget(domain);
+                throw;
+            }
+            domain.State = DomainState.Paused;
+            domain.Reason = "incoming migration";
+        }
+        finally
+        {
+            domain.Gate.Release();
+        }
+        Publish(name, "migration-incoming");
+        return new IncomingMigrationResponse { Name = name, Port = port, Token = token, Tls = MigrationTls is not null };
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Any, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private void Forget(Domain domain)
+    {
+        lock (_lock)
+        {
+            _domains.Remove(domain.Definition.Name);
+            domain.Removed = true;
+        }
+        _store.Delete(domain.Definition.Name);
+    }
+
+    /// <summary>The incoming VMM's guest runs: the domain is an ordinary running domain from now on.</summary>
+    private void IncomingCompleted(Domain domain)
+    {
+        lock (_incoming)
+            _incoming.Remove(domain.Definition.Name);
+        domain.State = DomainState.Running;
+        domain.Reason = "migrated in";
+        Publish(domain.Definition.Name, "migrated-in");
+    }
+
+    /// <summary>Called when a VMM ends: true (and cleaned up) when it was an incoming migration that never ran the
+    /// guest, so nothing is left behind.</summary>
+    private bool IncomingEnded(Domain domain, string? why)
+    {
+        string name = domain.Definition.Name;
+        bool created;
+        lock (_incoming)
+            if (!_incoming.Remove(name, out created))
+                return false;
+        MarkEnded(domain, DomainState.ShutOff, $"incoming migration failed: {why}");
+        if (created)
+            Forget(domain);
+        Publish(name, "migration-failed", why);
+        return true;
+    }
+
+    /// <summary>Migrates a running domain; <paramref name="emit"/> gets the VMM's progress events, ending with
+    /// <c>migrated</c> or <c>migration-failed</c>.</summary>
+    public async Task MigrateAsync(string name, MigrateRequest request, Func<ControlEvent, Task> emit, CancellationToken cancel)
+    {
+        if (request.CopyStorage)
+            throw new DaemonException(501, "--copy-storage is not implemented yet: migrate domains whose disks both hosts share");
+        var domain = Get(name);
+        var rt = domain.Runtime;
+        if (rt is null || domain.State != DomainState.Running)
+            throw new DaemonException(409, $"domain '{name}' is not running" + (domain.State == DomainState.Paused ? " (resume it first)" : ""));
+        if (!request.Destination.StartsWith("tcp://", StringComparison.Ordinal)
+            || !Uri.TryCreate("https://" + request.Destination["tcp://".Length..].TrimEnd('/') + "/", UriKind.Absolute, out var api))
+            throw new DaemonException(400, $"destination '{request.Destination}' is not tcp://HOST:PORT", "destination");
+        var incoming = await AskDestinationAsync(api, request, DomainCodec.ToJson(domain.Definition), cancel);
+        string host = api.Host.Contains(':') ? $"[{api.Host}]" : api.Host;
+
+        using var watch = ControlClient.Connect(rt.Socket);
+        await using var watchStream = new NetworkStream(watch, ownsSocket: false);
+        var reader = new StreamReader(watchStream, Encoding.UTF8);
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+        {
+            var ok = await ControlClient.SendAsync(watchStream, reader, new ControlRequest { Command = "watch" }, timeout.Token);
+            if (!ok.Ok)
+                throw new DaemonException(409, $"domain '{name}': {ok.Error}");
+        }
+        using (var control = ControlClient.Connect(rt.Socket))
+        {
+            await using var controlStream = new NetworkStream(control, ownsSocket: false);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            var response = await ControlClient.SendAsync(controlStream, new StreamReader(controlStream, Encoding.UTF8), new ControlRequest
+            {
+                Command = "migrate", Uri = $"tcp:{host}:{incoming.Port}", Token = incoming.Token, Tls = incoming.Tls,
+                MaxDowntimeMs = request.MaxDowntimeMs,
+            }, timeout.Token);
+            if (!response.Ok)
+                throw new DaemonException(409, $"domain '{name}': {response.Error}");
+        }
+        Publish(name, "migration-started", request.Destination);
+        while (await reader.ReadLineAsync(cancel) is { } line)
+        {
+            var e = JsonSerializer.Deserialize(line, ControlJsonContext.Default.ControlEvent);
+            if (e is null || e.Event is not ("migration" or "migrated" or "migration-failed"))
+                continue;
+            await emit(e);
+            if (e.Event == "migrated")
+            {
+                domain.Reason = $"migrated to {request.Destination}";
+                Publish(name, "migrated", request.Destination);
+                return;
+            }
+            if (e.Event == "migration-failed")
+            {
+                Publish(name, "migration-failed", e.Message);
+                return;
+            }
+        }
+        await emit(new ControlEvent { Event = "migration-failed", Message = "the VMM ended during the migration" });
+    }
+
+    private static async Task<IncomingMigrationResponse> AskDestinationAsync(Uri api, MigrateRequest request, string definition,
+        CancellationToken cancel)
+    {
+        using var handler = new SocketsHttpHandler();
+        handler.SslOptions = new SslClientAuthenticationOptions
+        {
+            RemoteCertificateValidationCallback = (_, cert, _, errors) => ValidateDestination(cert, errors, request),
+        };
+        using var http = new HttpClient(handler) { BaseAddress = api, Timeout = TimeSpan.FromSeconds(90) };
+        if (request.DestinationToken is { Length: > 0 } token)
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        string body = JsonSerializer.Serialize(new IncomingMigrationRequest { Definition = definition },
+            DaemonJsonContext.Default.IncomingMigrationRequest);
+        HttpResponseMessage response;
+        try
+        {
+            response = await http.PostAsync("v1/migrations/incoming", new StringContent(body, Encoding.UTF8, "application/json"), cancel);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new DaemonException(502, $"cannot reach the destination daemon at {api.Authority}: {e.Message}");
+        }
+        using (response)
+        {
+            string text = await response.Content.ReadAsStringAsync(cancel);
+            if (!response.IsSuccessStatusCode)
+            {
+                string message = text;
+                try
+                {
+                    message = JsonSerializer.Deserialize(text, DaemonJsonContext.Default.ApiError)?.Error ?? text;
+                }
+                catch (JsonException)
+                {
+                }
+                throw new DaemonException(502, $"the destination daemon refused the migration: {message}");
+            }
+            try
+            {
+                return JsonSerializer.Deserialize(text, DaemonJsonContext.Default.IncomingMigrationResponse)
+                       ?? throw new DaemonException(502, "the destination daemon sent an empty answer");
+            }
+            catch (JsonException e)
+            {
+                throw new DaemonException(502, $"the destination daemon sent malformed JSON: {e.Message}");
+            }
+        }
+    }
+
+    private static bool ValidateDestination(X509Certificate? cert, SslPolicyErrors errors, MigrateRequest request)
+    {
+        if (errors == SslPolicyErrors.None || request.Insecure)
+            return true;
+        if (cert is null || request.DestinationCa is not { Length: > 0 } caPem)
+            return false;
+        using var ca = X509Certificate2.CreateFromPem(caPem);
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(ca);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        using var leaf = new X509Certificate2(cert);
+        return chain.Build(leaf);
+    }
+
+    public async Task AbortMigrationAsync(string name) => await ControlAsync(Get(name), "migrate-abort");
+}

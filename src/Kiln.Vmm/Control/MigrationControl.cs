@@ -1,0 +1,96 @@
+using Kiln.Vmm.Migration;
+
+namespace Kiln.Vmm.Control;
+
+/// <summary>The control socket's <c>migrate</c> and <c>migrate-abort</c>: runs one outgoing migration at a time on
+/// its own thread and turns its progress into watch events. Success stops the VMM with exit kind Migrated.</summary>
+internal sealed class MigrationControl
+{
+    private readonly object _lock = new();
+    private CancellationTokenSource? _running;
+
+    public ControlResponse Start(VmmRunner runner, Machine machine, ControlRequest request, Action<ControlEvent> broadcast)
+    {
+        if (string.IsNullOrEmpty(request.Uri) || string.IsNullOrEmpty(request.Token))
+            return Fail("migrate needs a uri (tcp:HOST:PORT) and the destination's token");
+        MigrationEndpoint endpoint;
+        try
+        {
+            endpoint = MigrationEndpoint.Parse(request.Uri);
+        }
+        catch (FormatException e)
+        {
+            return Fail(e.Message);
+        }
+        if (request.MaxDowntimeMs is < 1 or > 600_000)
+            return Fail("maxDowntimeMs must be between 1 and 600000");
+        if (request.MaxRounds is < 1 or > 1000)
+            return Fail("maxRounds must be between 1 and 1000");
+        var options = new MigrationOptions(endpoint, request.Token)
+        {
+            MaxRounds = request.MaxRounds ?? 30,
+            Tls = request.Tls,
+            MaxDowntime = TimeSpan.FromMilliseconds(request.MaxDowntimeMs ?? 300),
+        };
+        var cancel = new CancellationTokenSource();
+        lock (_lock)
+        {
+            if (_running is not null)
+                return Fail("a migration is already running");
+            _running = cancel;
+        }
+        new Thread(() => Run(runner, machine, options, cancel, broadcast)) { Name = "migration", IsBackground = true }.Start();
+        return new ControlResponse { Ok = true };
+    }
+
+    public ControlResponse Abort()
+    {
+        lock (_lock)
+        {
+            if (_running is null)
+                return Fail("no migration is running");
+            _running.Cancel();
+        }
+        return new ControlResponse { Ok = true };
+    }
+
+    private void Run(VmmRunner runner, Machine machine, MigrationOptions options, CancellationTokenSource cancel,
+        Action<ControlEvent> broadcast)
+    {
+        try
+        {
+            var source = new MigrationSource(machine, options, p => broadcast(new ControlEvent
+            {
+                Event = "migration", Phase = p.Phase, Round = p.Round, BytesSent = p.BytesSent,
+                RemainingPages = p.RemainingPages, DirtyBytesPerSecond = p.DirtyBytesPerSecond,
+                LinkBytesPerSecond = p.LinkBytesPerSecond, ExpectedDowntimeMs = p.ExpectedDowntimeMs,
+                ThrottlePercent = p.ThrottlePercent,
+            }));
+            var result = source.Run(cancel.Token);
+            string message = $"migrated to {options.Destination} in {result.Total.TotalMilliseconds:0} ms, " +
+                             $"downtime {result.Downtime.TotalMilliseconds:0.0} ms, {result.Rounds} rounds, " +
+                             $"{result.BytesSent / 1e6:0.0} MB sent";
+            KilnLog.Info(message);
+            broadcast(new ControlEvent
+            {
+                Event = "migrated", Message = message, Round = result.Rounds, BytesSent = result.BytesSent,
+                DowntimeMs = result.Downtime.TotalMilliseconds, TotalMs = result.Total.TotalMilliseconds,
+                ThrottlePercent = result.ThrottlePercent,
+            });
+            runner.RequestStop(MachineExit.Migrated(message));
+        }
+        catch (MigrationException e)
+        {
+            KilnLog.Warn($"migration failed, the guest keeps running here: {e.Message}");
+            broadcast(new ControlEvent { Event = "migration-failed", Message = e.Message });
+        }
+        finally
+        {
+            lock (_lock)
+                _running = null;
+            cancel.Dispose();
+        }
+    }
+
+    private static ControlResponse Fail(string error) => new() { Ok = false, Error = error };
+}

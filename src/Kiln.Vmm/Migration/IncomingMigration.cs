@@ -1,0 +1,180 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using Kiln.Devices.Legacy;
+using Kiln.Devices.State;
+using Kiln.Kvm;
+using Kiln.Memory;
+
+namespace Kiln.Vmm.Migration;
+
+/// <summary>The receiving side of a live migration (<c>kiln run --incoming tcp:ADDR:PORT</c>). It listens from
+/// construction on, so the port is known before the source connects; <see cref="Receive"/> is the runner's
+/// first-machine factory: it accepts one authenticated source, builds a machine of the configured shape, fills its
+/// RAM and state from the stream, answers Ready, and on Go returns the machine for the runner to start; the
+/// Resumed answer goes out once the vCPUs run. Any failure before Go disposes the half-built machine and throws,
+/// so the VMM exits and leaves nothing behind.</summary>
+public sealed class IncomingMigration : IDisposable
+{
+    private readonly Socket _listener;
+    private readonly string _token;
+    private readonly X509Certificate2? _certificate;
+
+    public IncomingMigration(MigrationEndpoint listen, string token, X509Certificate2? certificate)
+    {
+        if (token.Length == 0)
+            throw new MigrationException("the incoming migration needs a token");
+        _token = token;
+        _certificate = certificate;
+        var endPoint = listen.ListenEndPoint();
+        _listener = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            _listener.Bind(endPoint);
+            _listener.Listen(1);
+        }
+        catch (SocketException e)
+        {
+            _listener.Dispose();
+            throw new MigrationException($"cannot listen on {listen}: {e.Message}", e);
+        }
+    }
+
+    public int Port => ((System.Net.IPEndPoint)_listener.LocalEndPoint!).Port;
+
+    public TimeSpan AcceptTimeout { get; init; } = TimeSpan.FromSeconds(120);
+    public TimeSpan IoTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Set once the guest runs here: the time from the source's state arriving to our vCPUs running.</summary>
+    public TimeSpan? LocalDowntime { get; private set; }
+    public long BytesReceived { get; private set; }
+
+    public Machine Receive(VmConfig config, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid, ISerialOutput console)
+    {
+        StateCodeWarmUp.Run(config, kvm, supportedCpuid);
+        var stream = MigrationConnection.Accept(_listener, _token, _certificate, AcceptTimeout, IoTimeout);
+        _listener.Dispose(); // one source only
+        Machine? machine = null;
+        try
+        {
+            CheckHello(stream.Expect(MigrationFrame.Hello), config);
+            machine = Machine.CreateForRestore(config, kvm, supportedCpuid, console);
+            var local = new Stopwatch();
+            byte[] buffer = new byte[1 << 20];
+            while (true)
+            {
+                var (type, payload) = stream.ReadFrameInto(ref buffer);
+                BytesReceived += payload.Length + 5;
+                if (type == MigrationFrame.Pages)
+                {
+                    ApplyPages(machine.Memory, payload.Span);
+                    continue;
+                }
+                if (type != MigrationFrame.State)
+                    throw new MigrationException($"protocol error: expected Pages or State, got {type}");
+                local.Start();
+                machine.RestoreState(payload.ToArray());
+                break;
+            }
+            stream.WriteFrame(MigrationFrame.Ready, []);
+            stream.Flush();
+            stream.Expect(MigrationFrame.Go);
+            var restored = machine;
+            void OnResumed()
+            {
+                restored.Resumed -= OnResumed;
+                LocalDowntime = local.Elapsed;
+                try
+                {
+                    stream.WriteFrame(MigrationFrame.Resumed, []);
+                    stream.Flush();
+                    KilnLog.Info($"incoming migration complete: {BytesReceived / 1e6:0.0} MB received, " +
+                                 $"state to running in {LocalDowntime.Value.TotalMilliseconds:0.0} ms");
+                }
+                catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+                {
+                    // The source will resume its own copy when it hears nothing: ours must not run as well.
+                    restored.RequestStop(MachineExit.Error($"lost the migration source at the switch-over: {e.Message}"));
+                }
+                finally
+                {
+                    stream.Dispose();
+                }
+            }
+            machine.Resumed += OnResumed;
+            return machine;
+        }
+        catch (Exception e) when (e is MigrationException or IOException or SocketException or GuestMemoryException
+                                       or StateFormatException or KvmException)
+        {
+            string reason = e is MigrationException ? e.Message : $"incoming migration failed: {e.Message}";
+            stream.TrySendAbort(reason);
+            stream.Dispose();
+            machine?.Dispose();
+            throw new MigrationException(reason, e);
+        }
+        catch
+        {
+            stream.Dispose();
+            machine?.Dispose();
+            throw;
+        }
+    }
+
+    private static void CheckHello(byte[] hello, VmConfig config)
+    {
+        if (hello.Length < 16)
+            throw new MigrationException("protocol error: short Hello");
+        uint version = BinaryPrimitives.ReadUInt32LittleEndian(hello);
+        ulong memory = BinaryPrimitives.ReadUInt64LittleEndian(hello.AsSpan(4));
+        uint cpus = BinaryPrimitives.ReadUInt32LittleEndian(hello.AsSpan(12));
+        if (version != MigrationSource.ProtocolVersion)
+            throw new MigrationException($"the source speaks migration protocol {version}, this VMM {MigrationSource.ProtocolVersion}");
+        if (memory != config.MemoryBytes || cpus != config.CpuCount)
+            throw new MigrationException(
+                $"the source's guest has {memory >> 20} MiB and {cpus} vCPUs, this VMM was started with " +
+                $"{config.MemoryBytes >> 20} MiB and {config.CpuCount}");
+    }
+
+    /// <summary>Writes one Pages frame into RAM. Every entry is checked before use: its bounds in the payload, the
+    /// page's alignment, and that the page is guest RAM.</summary>
+    internal static void ApplyPages(GuestMemory memory, ReadOnlySpan<byte> payload)
+    {
+        const int page = DirtyPageTracker.PageSize;
+        if (payload.Length < 4)
+            throw new MigrationException("protocol error: short Pages frame");
+        uint count = BinaryPrimitives.ReadUInt32LittleEndian(payload);
+        int at = 4;
+        for (uint i = 0; i < count; i++)
+        {
+            if (payload.Length - at < 9)
+                throw new MigrationException("protocol error: truncated Pages frame");
+            ulong address = BinaryPrimitives.ReadUInt64LittleEndian(payload[at..]);
+            byte kind = payload[at + 8];
+            at += 9;
+            if (address % page != 0 || !memory.IsValid(new GuestAddress(address), page))
+                throw new MigrationException($"protocol error: page 0x{address:x} is not a page of guest RAM");
+            var target = memory.GetSpan(new GuestAddress(address), page);
+            switch (kind)
+            {
+                case 0:
+                    if (payload.Length - at < page)
+                        throw new MigrationException("protocol error: truncated Pages frame");
+                    payload.Slice(at, page).CopyTo(target);
+                    at += page;
+                    break;
+                case 1:
+                    target.Clear();
+                    break;
+                default:
+                    throw new MigrationException($"protocol error: page kind {kind}");
+            }
+        }
+        if (at != payload.Length)
+            throw new MigrationException("protocol error: trailing bytes in a Pages frame");
+    }
+
+    public void Dispose() => _listener.Dispose();
+}

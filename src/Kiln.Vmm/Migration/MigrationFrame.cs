@@ -1,0 +1,29 @@
+namespace Kiln.Vmm.Migration;
+
+/// <summary>The migration stream: after the handshake (<see cref="MigrationAuth"/>) both sides exchange frames of
+/// [type: u8][length: u32 LE][payload]. Source to destination: Hello, Pages*, State, then Go once the destination
+/// said Ready; destination to source: Ready, then Resumed once its vCPUs run. Either side may send Abort with a
+/// UTF-8 reason instead.</summary>
+public enum MigrationFrame : byte
+{
+    /// <summary>u32 version, u64 RAM bytes, u32 vCPUs: the destination refuses a machine of another shape.</summary>
+    Hello = 1,
+
+    /// <summary>u32 count, then count x (u64 guest-physical address, u8 kind: 0 data + 4096 bytes, 1 zero page).</summary>
+    Pages = 2,
+
+    /// <summary>The machine's device and CPU state (<see cref="Machine.SaveState"/>).</summary>
+    State = 3,
+
+    /// <summary>Destination: state restored, ready to run.</summary>
+    Ready = 4,
+
+    /// <summary>Source: committed; the destination may run the guest.</summary>
+    Go = 5,
+
+    /// <summary>Destination: the guest runs here now.</summary>
+    Resumed = 6,
+
+    /// <summary>UTF-8 reason; the sender gives up.</summary>
+    Abort = 7,
+}

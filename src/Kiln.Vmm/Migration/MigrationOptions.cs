@@ -1,0 +1,26 @@
+namespace Kiln.Vmm.Migration;
+
+/// <summary>How the source migrates: where to, the token, TLS, the downtime budget and the convergence bounds.</summary>
+public sealed record MigrationOptions(MigrationEndpoint Destination, string Token)
+{
+    public bool Tls { get; init; }
+
+    /// <summary>The longest pause the guest may see: pre-copy continues until the rest fits it (default 300 ms).</summary>
+    public TimeSpan MaxDowntime { get; init; } = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>A socket that moves no byte for this long counts as a cut link.</summary>
+    public TimeSpan IoTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Pre-copy rounds before the migration gives up (auto-converge throttles the vCPUs well before).</summary>
+    public int MaxRounds { get; init; } = 30;
+}
+
+/// <summary>One progress report: sent after each pre-copy round and at switch-over.</summary>
+public sealed record MigrationProgress(
+    string Phase, int Round, long BytesSent, long RemainingPages, double DirtyBytesPerSecond,
+    double LinkBytesPerSecond, double ExpectedDowntimeMs, int ThrottlePercent);
+
+/// <summary>What a finished migration measured. Downtime is from pausing the source to the destination's report
+/// that its vCPUs run (so it includes one network round trip more than the guest saw).</summary>
+public sealed record MigrationResult(TimeSpan Total, TimeSpan Downtime, int Rounds, long BytesSent, int StateBytes,
+    long FinalPages, int ThrottlePercent);
