@@ -46,7 +46,7 @@ public static class KitBuilder
         var runner = new CommandRunner(log);
         say($"guest-kit: building the busybox initramfs in {dir}");
         byte[] busybox = File.ReadAllBytes(HostPackages.BusyboxPath);
-        var applets = BusyboxInitramfs.HostApplets(HostPackages.BusyboxPath);
+        var applets = BusyboxInitramfs.LinkedApplets(BusyboxInitramfs.HostApplets(HostPackages.BusyboxPath));
         BusyboxInitramfs.WriteBoth(dir, s => BusyboxInitramfs.Write(s, busybox, applets, InitScript.Busybox));
         string? sameKernel = FindKernel(options.CacheRoot, kernelKey, except: key);
         if (sameKernel is not null)
@@ -72,7 +72,8 @@ public static class KitBuilder
     {
         foreach (string candidate in Directory.EnumerateDirectories(cacheRoot))
         {
-            if (Path.GetFileName(candidate) == except || !File.Exists(Path.Combine(candidate, DoneStamp)))
+            if (Path.GetFileName(candidate) == except || new DirectoryInfo(candidate).LinkTarget is not null
+                || !File.Exists(Path.Combine(candidate, DoneStamp)))
                 continue;
             string keyFile = Path.Combine(candidate, KernelKeyFile);
             if (File.Exists(keyFile) && File.ReadAllText(keyFile).Trim() == kernelKey
