@@ -21,7 +21,7 @@ public sealed partial class LinuxBootTests(ITestOutputHelper log)
             Support.Kiln.CliDll, "run", "--kernel", LinuxKit.Kernel, "--initrd", LinuxKit.Initramfs,
             "--memory", $"{memoryMiB}M", "--cpus", cpus.ToString(), "--stats",
             "--cmdline", LinuxKit.Cmdline($"kiln.ready={ready}"),
-        ], TimeSpan.FromMinutes(12), stopWhen);
+        ], TimeSpan.FromMinutes(25), stopWhen);
         log.WriteLine($"exit {r.ExitCode} in {r.Elapsed.TotalSeconds:F1} s (stopped early: {r.StoppedEarly})\n--- stdout\n{r.Stdout}\n--- stderr\n{r.Stderr}");
         Assert.False(r.TimedOut, "the guest did not finish in time");
         return r;

@@ -108,7 +108,7 @@ public sealed class LinuxDiskAndNetTests(ITestOutputHelper log) : IDisposable
                 "netns", "exec", ns, "dotnet", Support.Kiln.CliDll, "run", "--kernel", LinuxKit.Kernel,
                 "--memory", "256M", "--disk", root + ",format=raw", "--disk", overlay, "--net", "tap=kt0", "--stats",
                 "--cmdline", LinuxKit.Cmdline("root=/dev/vda rootfstype=ext4 rw init=/init"),
-            ], TimeSpan.FromMinutes(12));
+            ], TimeSpan.FromMinutes(25));
             log.WriteLine($"exit {r.ExitCode} in {r.Elapsed.TotalSeconds:F1} s\n--- stdout\n{r.Stdout}\n--- stderr\n{r.Stderr}");
         }
         finally
