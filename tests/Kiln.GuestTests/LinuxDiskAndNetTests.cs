@@ -107,8 +107,8 @@ public sealed class LinuxDiskAndNetTests(ITestOutputHelper log) : IDisposable
             [
                 "netns", "exec", ns, "dotnet", Support.Kiln.CliDll, "run", "--kernel", LinuxKit.Kernel,
                 "--memory", "256M", "--disk", root + ",format=raw", "--disk", overlay, "--net", "tap=kt0", "--stats",
-                "--cmdline", LinuxKit.Cmdline("root=/dev/vda rootfstype=ext4 rw init=/init"),
-            ], TimeSpan.FromMinutes(25));
+                "--no-reboot", "--cmdline", LinuxKit.Cmdline("root=/dev/vda rootfstype=ext4 rootwait rw init=/init"),
+            ], TimeSpan.FromMinutes(25), LinuxKit.IsPanic);
             log.WriteLine($"exit {r.ExitCode} in {r.Elapsed.TotalSeconds:F1} s\n--- stdout\n{r.Stdout}\n--- stderr\n{r.Stderr}");
         }
         finally
@@ -117,6 +117,7 @@ public sealed class LinuxDiskAndNetTests(ITestOutputHelper log) : IDisposable
         }
 
         Assert.False(r.TimedOut, "the guest did not power off in time");
+        Assert.DoesNotContain("Kernel panic", r.Stdout);
         Assert.Contains("KILN-ROOT /dev/root ext4", r.Stdout);
         Assert.Contains("KILN-OVERLAY-WRITTEN", r.Stdout);
         Assert.Contains("KILN-PING-OK", r.Stdout);

@@ -17,6 +17,9 @@ public static partial class LinuxKit
     public static string Kernel => Path.Combine(Directory, "vmlinux");
     public static string Initramfs => Path.Combine(Directory, "initramfs.cpio");
 
+    /// <summary>A console line that means the guest kernel gave up (tests stop the VM there instead of waiting).</summary>
+    public static bool IsPanic(string line) => line.Contains("Kernel panic", StringComparison.Ordinal);
+
     /// <summary>The kit's recommended command line plus EXTRA.</summary>
     public static string Cmdline(string extra) => global::Kiln.GuestKit.GuestKitOptions.RecommendedCmdline + " " + extra;
 
