@@ -20,7 +20,8 @@ public sealed partial class LinuxBootTests(ITestOutputHelper log)
         [
             Support.Kiln.CliDll, "run", "--kernel", LinuxKit.Kernel, "--initrd", LinuxKit.Initramfs,
             "--memory", $"{memoryMiB}M", "--cpus", cpus.ToString(), "--stats", .. (noReboot ? ["--no-reboot"] : Array.Empty<string>()),
-            "--cmdline", LinuxKit.Cmdline($"kiln.ready={ready}"),
+            // loglevel=6 after `quiet`: the "Linux version" banner (KERN_NOTICE) shows, so a second boot is visible.
+            "--cmdline", LinuxKit.Cmdline($"kiln.ready={ready} loglevel=6"),
         ], TimeSpan.FromMinutes(25), line => LinuxKit.IsPanic(line) || (stopWhen?.Invoke(line) ?? false));
         log.WriteLine($"exit {r.ExitCode} in {r.Elapsed.TotalSeconds:F1} s (stopped early: {r.StoppedEarly})\n--- stdout\n{r.Stdout}\n--- stderr\n{r.Stderr}");
         Assert.False(r.TimedOut, "the guest did not finish in time");
