@@ -38,6 +38,7 @@ public static class BusyboxInitramfs
         cpio.AddFile("etc/passwd", Encoding.ASCII.GetBytes("root:x:0:0:root:/root:/bin/sh\n"));
         cpio.AddFile("etc/group", Encoding.ASCII.GetBytes("root:x:0:\n"));
         cpio.AddFile("etc/profile", Encoding.ASCII.GetBytes("export PS1='kiln# '\n"));
+        cpio.AddFile("etc/fstab", Encoding.ASCII.GetBytes(InitScript.Fstab));
         foreach (var (path, data) in extraFiles ?? [])
         {
             string p = path.TrimStart('/');
@@ -47,6 +48,20 @@ public static class BusyboxInitramfs
         cpio.AddFile("init", Encoding.UTF8.GetBytes(initScript), 0x1ED);
         cpio.Finish();
     }
+
+    /// <summary>Applets that get a symlink in the image. Debian's static busybox runs every applet from its shell
+    /// without one (standalone shell, applets preferred), so only these are linked: the shell itself, what /init runs
+    /// before /proc is mounted (the standalone shell re-executes /proc/self/exe), and common commands for scripts
+    /// that exec by path. Each link costs emulated kernel time while the initramfs unpacks (all ~270 took seconds).</summary>
+    private static readonly HashSet<string> LinkedAppletNames = new(StringComparer.Ordinal)
+    {
+        "sh", "ash", "mount", "umount", "mkdir", "insmod", "modprobe", "setsid", "cttyhack", "poweroff", "reboot", "halt",
+        "cat", "echo", "ls", "ps", "kill", "ip", "ping", "nproc", "date", "dmesg", "sleep", "dd", "sync", "vi", "env",
+    };
+
+    /// <summary>The subset of APPLETS (paths as `busybox --list-full` prints them) that the image links.</summary>
+    public static IReadOnlyList<string> LinkedApplets(IEnumerable<string> applets) =>
+        applets.Where(a => LinkedAppletNames.Contains(Path.GetFileName(a.Trim()))).ToList();
 
     /// <summary>The applets of the host's static busybox.</summary>
     public static IReadOnlyList<string> HostApplets(string busyboxPath)

@@ -12,7 +12,15 @@ public static class KitCacheKey
     /// <summary>Bump when the build recipe changes in a way the inputs below do not show.</summary>
     public const int FormatVersion = 1;
 
-    public static string Compute(KitSources sources, string initScript, IReadOnlyDictionary<string, string> versions)
+    public static string Compute(KitSources sources, string initScript, IReadOnlyDictionary<string, string> versions) =>
+        Hash(sources, initScript, versions);
+
+    /// <summary>The part of the key that decides the kernel alone (no init script, no busybox version): kits that
+    /// differ only in their initramfs share one kernel build.</summary>
+    public static string ComputeKernel(KitSources sources, IReadOnlyDictionary<string, string> versions) =>
+        Hash(sources, null, versions.Where(kv => kv.Key != "busybox").ToDictionary(kv => kv.Key, kv => kv.Value));
+
+    private static string Hash(KitSources sources, string? initScript, IReadOnlyDictionary<string, string> versions)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         void Add(string field, string value)
@@ -28,7 +36,8 @@ public static class KitCacheKey
         Add("config", sources.ConfigFragment);
         foreach (var patch in sources.Patches)
             Add("patch:" + patch.Name, patch.Text);
-        Add("init", initScript);
+        if (initScript is not null)
+            Add("init", initScript);
         foreach (var (name, version) in versions.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             Add("version:" + name, version);
         return Convert.ToHexStringLower(hash.GetHashAndReset())[..16];

@@ -44,7 +44,7 @@ public static class StockKitBuilder
         say($"guest-kit: packing {order.Count} modules of {version} into {dir}");
         var files = order.Select(m => (ImagePath(m), ReadModule(Path.Combine(modulesDir, m)))).ToList();
         byte[] busybox = File.ReadAllBytes(HostPackages.BusyboxPath);
-        var applets = BusyboxInitramfs.HostApplets(HostPackages.BusyboxPath);
+        var applets = BusyboxInitramfs.LinkedApplets(BusyboxInitramfs.HostApplets(HostPackages.BusyboxPath));
         BusyboxInitramfs.WriteBoth(dir, s => BusyboxInitramfs.Write(s, busybox, applets, init, files));
         File.Copy(vmlinuz, kit.Bzimage!, overwrite: true);
         BzImagePayload.Extract(vmlinuz, kit.Kernel, new CommandRunner(Path.Combine(dir, "build.log")));

@@ -30,6 +30,26 @@ public sealed class BusyboxInitramfsTests
     }
 
     [Fact]
+    public void OnlyTheCoreAppletsAreLinked()
+    {
+        var linked = BusyboxInitramfs.LinkedApplets(["/bin/sh", "/bin/mount", "/usr/bin/nproc", "/usr/bin/xxd", "/sbin/fdisk", "/bin/busybox"]);
+        Assert.Equal(["/bin/sh", "/bin/mount", "/usr/bin/nproc"], linked);
+    }
+
+    [Fact]
+    public void ImageHasAnFstabForMountAll()
+    {
+        var ms = new MemoryStream();
+        BusyboxInitramfs.Write(ms, [1], ["bin/sh"], InitScript.Busybox);
+        using var cpio = new CpioTool();
+        cpio.Extract(ms.ToArray());
+        string fstab = File.ReadAllText(Path.Combine(cpio.Directory, "etc/fstab"));
+        Assert.Contains("proc /proc proc", fstab);
+        Assert.Contains("devtmpfs /dev devtmpfs", fstab);
+        Assert.Contains("mount -a", InitScript.Busybox);
+    }
+
+    [Fact]
     public void StockInitLoadsModulesInTheGivenOrder()
     {
         string init = InitScript.Stock(["/lib/modules/virtio_ring.ko", "/lib/modules/virtio.ko"]);

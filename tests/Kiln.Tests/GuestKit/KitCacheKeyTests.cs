@@ -20,6 +20,19 @@ public sealed class KitCacheKeyTests
     }
 
     [Fact]
+    public void KernelKeyIgnoresTheInitramfsButNotTheKernelInputs()
+    {
+        var withBusybox = new Dictionary<string, string>(Versions) { ["busybox"] = "1.35" };
+        string kernel = KitCacheKey.ComputeKernel(Sources, Versions);
+        Assert.Equal(kernel, KitCacheKey.ComputeKernel(Sources, withBusybox));
+        Assert.Equal(kernel, KitCacheKey.ComputeKernel(Sources, new Dictionary<string, string>(withBusybox) { ["busybox"] = "1.36" }));
+        Assert.NotEqual(kernel, KitCacheKey.ComputeKernel(Sources with { ConfigFragment = "CONFIG_SMP=n\n" }, Versions));
+        Assert.NotEqual(kernel, KitCacheKey.ComputeKernel(Sources with { Patches = [] }, Versions));
+        Assert.NotEqual(kernel, KitCacheKey.ComputeKernel(Sources, new Dictionary<string, string> { ["linux-source"] = "6.1.193-1", ["gcc"] = "12" }));
+        Assert.NotEqual(kernel, Key());
+    }
+
+    [Fact]
     public void EveryInputChangesTheKey()
     {
         string baseline = Key();

@@ -1,0 +1,42 @@
+using Kiln.Interop;
+
+namespace Kiln.Vmm.Cpu;
+
+/// <summary>Keeps the vCPU threads of one machine on different host CPUs where the host's KVM is PVM. There, a
+/// multi-vCPU Linux guest lost user-mode FS bases (busybox's first TLS access read through a zero FS base and init
+/// died) while its vCPU threads shared host CPUs; with each vCPU thread pinned to its own host CPU the same guest set
+/// and read its FS base correctly on both CPUs, across migrations, and reached init. Elsewhere the host scheduler
+/// stays free to place threads.</summary>
+public static class VcpuPinning
+{
+    /// <summary>The PVM backend registers this module; hardware-virtualization hosts have kvm_intel / kvm_amd.</summary>
+    private const string PvmModule = "/sys/module/kvm_pvm";
+
+    public static bool HostIsPvm => Directory.Exists(PvmModule);
+
+    /// <summary>The host CPU for vCPU VCPUID of VCPUCOUNT, or null to leave the thread unpinned: only on PVM hosts,
+    /// only with several vCPUs, and only when every vCPU can have a host CPU of its own.</summary>
+    public static int? HostCpuFor(int vcpuId, int vcpuCount, IReadOnlyList<int> allowedCpus, bool pvmHost)
+    {
+        if (!pvmHost || vcpuCount < 2 || vcpuId < 0 || vcpuId >= vcpuCount || allowedCpus.Count < vcpuCount)
+            return null;
+        return allowedCpus[vcpuId];
+    }
+
+    /// <summary>Pins the calling vCPU thread when <see cref="HostCpuFor"/> says so; says once why it cannot.</summary>
+    public static void ApplyToCurrentThread(int vcpuId, int vcpuCount)
+    {
+        if (!HostIsPvm || vcpuCount < 2)
+            return;
+        var allowed = CpuAffinity.AllowedCpus();
+        if (HostCpuFor(vcpuId, vcpuCount, allowed, pvmHost: true) is int cpu)
+        {
+            CpuAffinity.PinCurrentThread(cpu);
+            KilnLog.Debug($"vCPU {vcpuId}: pinned to host CPU {cpu} (PVM host)");
+        }
+        else if (vcpuId == 0)
+        {
+            KilnLog.Warn($"{vcpuCount} vCPUs but {allowed.Count} host CPU(s) for them: on this PVM host, vCPUs that share a host CPU have lost guest FS bases");
+        }
+    }
+}
