@@ -81,8 +81,14 @@ public abstract class VirtioDevice : IDisposable
     public void StartWorker()
     {
         if (_worker is null)
-            _worker = new VirtioWorker(Name, ProcessQueues);
+            _worker = new VirtioWorker(Name, ProcessQueues, HostReadableFd);
     }
+
+    /// <summary>A host-side descriptor (a tap) whose readability the worker waits for itself, or null.</summary>
+    protected virtual FileDescriptor? HostReadableFd => null;
+
+    /// <summary>On the worker thread, after draining <see cref="HostReadableFd"/>: wake again when it is readable.</summary>
+    protected void WatchHostFd() => _worker?.WatchHostFd();
 
     /// <summary>A queue notification (or host-side work such as console input): wakes the worker, or processes
     /// inline when no worker runs.</summary>

@@ -11,7 +11,7 @@ namespace Kiln.Virtio.Net;
 /// guest), queue 1 transmits. Frames keep their 12-byte virtio_net_hdr_v1 end to end, so checksum and segmentation
 /// offloads pass straight through to a tap. A receive frame is held (never spun on) until the driver posts enough
 /// buffers; a transmit chain that breaks the protocol puts the device into DEVICE_NEEDS_RESET. When the backend has a
-/// pollable descriptor, a <see cref="NetRxPoller"/> thread wakes the worker for incoming frames.</summary>
+/// pollable descriptor, the device's worker waits for it too and wakes straight on incoming frames.</summary>
 public sealed class VirtioNet : VirtioDevice
 {
     public const ushort QueueSize = 256;
@@ -26,7 +26,6 @@ public sealed class VirtioNet : VirtioDevice
     private readonly byte[] _rxFrame = new byte[NetHeader.MaxFrame];
     private readonly byte[] _txFrame = new byte[NetHeader.MaxFrame];
     private readonly RxStash _stash = new();
-    private readonly NetRxPoller? _poller;
     private readonly RingPoller _txPoller = new();
     private int _rxPending; // length of the frame in _rxFrame waiting for guest buffers; 0: none
     private NetOffloads _offloads;
@@ -39,8 +38,6 @@ public sealed class VirtioNet : VirtioDevice
         _backend = backend;
         Mac = mac ?? MacAddress.FromName(backend.Name);
         _features = NetFeatures.Always | NetFeatures.HostOffloads | NetFeatures.GuestOffloads(backend.SupportedOffloads);
-        if (backend.ReadableFd is { } fd)
-            _poller = new NetRxPoller($"{Name}-{backend.Name}", fd, Kick);
     }
 
     /// <summary>A device on the tap described by <paramref name="options"/> (created if missing, brought up, added to
@@ -70,6 +67,8 @@ public sealed class VirtioNet : VirtioDevice
     public NetOffloads ActiveOffloads => _offloads;
 
     protected override ulong DeviceSpecificFeatures => _features;
+
+    protected override FileDescriptor? HostReadableFd => _backend.ReadableFd;
 
     public override int ConfigSize => ConfigLength;
 
@@ -179,18 +178,18 @@ public sealed class VirtioNet : VirtioDevice
             if (_rxPending == 0 && !ReadFrame())
             {
                 // Drained. Frames of a stream arrive microseconds apart: look again for a moment (publishing what
-                // was delivered first) before handing back to the poller thread, whose wake-up costs two thread hops.
+                // was delivered first) before going back to sleep, which costs a wake-up per frame.
                 if (delivered)
                 {
                     NotifyQueue(ReceiveQueue, queue);
                     delivered = false;
                 }
-                if (_poller is not null && Stopwatch.GetTimestamp() - lastFrame < RxSpinTicks)
+                if (_backend.ReadableFd is not null && Stopwatch.GetTimestamp() - lastFrame < RxSpinTicks)
                 {
                     Thread.SpinWait(16);
                     continue;
                 }
-                _poller?.Rearm(); // wake us when the next frame arrives
+                WatchHostFd(); // wake us when the next frame arrives
                 break;
             }
             lastFrame = Stopwatch.GetTimestamp();
@@ -336,7 +335,6 @@ public sealed class VirtioNet : VirtioDevice
 
     public override void Dispose()
     {
-        _poller?.Dispose();
         base.Dispose();
         _backend.Dispose();
     }
