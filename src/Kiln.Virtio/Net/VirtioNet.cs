@@ -169,8 +169,12 @@ public sealed class VirtioNet : VirtioDevice
 
     // ---- receive ----
 
+    /// <summary>Moves frames from the backend into the receive queue. The driver is asked not to notify when it posts
+    /// receive buffers (as QEMU does) except while the device waits for buffers: a driver that refills the ring frame
+    /// by frame would otherwise exit to the VMM once per frame.</summary>
     private void Receive(Virtqueue queue)
     {
+        queue.SuppressNotifications(Memory);
         bool delivered = false;
         long lastFrame = Stopwatch.GetTimestamp();
         while (!_backendBroken)
@@ -234,7 +238,13 @@ public sealed class VirtioNet : VirtioDevice
         {
             var chain = queue.Pop(Memory);
             if (chain is null)
-                return false;
+            {
+                queue.EnableNotifications(Memory); // starved: the driver's next refill must wake us
+                chain = queue.Pop(Memory); // posted before it could see that
+                if (chain is null)
+                    return false;
+                queue.SuppressNotifications(Memory);
+            }
             if (chain.ReadableLength != 0)
                 throw new VirtioProtocolException("receive buffer is device-readable");
             if (merge && chain.WritableLength < NetHeader.Size)

@@ -124,11 +124,10 @@ public sealed class Virtqueue
     }
 
     /// <summary>Asks for notifications again. The caller must then look at the ring once more (<see cref="Pop"/>):
-    /// an entry the driver published before it saw this would bring no notification.</summary>
+    /// an entry the driver published before it saw this would bring no notification. Always writes the ring, since
+    /// the suppression flag is not part of the saved state: after a restore the ring may still carry it.</summary>
     public void EnableNotifications(GuestMemory memory)
     {
-        if (!_notificationsSuppressed)
-            return;
         _notificationsSuppressed = false;
         if (EventIdx)
             WriteAvailEvent(memory);
