@@ -1,3 +1,4 @@
+using Kiln.Boot;
 using Kiln.Devices.Bus;
 using Kiln.Devices.State;
 using Kiln.Kvm;
@@ -22,7 +23,6 @@ internal sealed class VirtioWiring : IDisposable
     private static readonly uint[] MmioGsis = [5, 6, 7, 10, 11, 12, 13, 14, 15];
 
     // PCI INTx fallback lines on the IOAPIC's PCI pins; guests use MSI-X when they can.
-    private const uint FirstPciGsi = 16, PciGsiCount = 8;
 
     private readonly VirtualMachine _vm;
     private readonly IoBus _pio, _mmio;
@@ -75,10 +75,12 @@ internal sealed class VirtioWiring : IDisposable
         }
         else
         {
-            uint gsi = FirstPciGsi + (uint)index % PciGsiCount;
+            int slot = index + 1; // slot 0 is the host bridge; devices take the next slots in order
+            uint gsi = PciInterruptRouting.GsiForSlot(slot);
             interrupts = KvmVirtioInterrupts.WithIrqfd(_vm, gsi);
             var transport = new VirtioPciTransport(device, interrupts, gsi);
-            _bridge!.Attach(transport);
+            if (_bridge!.Attach(transport) != slot)
+                throw new InvalidOperationException($"{name} landed in another PCI slot than {slot}, so its INTx GSI would not match the DSDT");
             _owned.Add(transport);
             _owned.Add(KvmIoeventfdBinding.Bind(_vm, transport));
             state = transport;

@@ -3,12 +3,11 @@ namespace Kiln.Boot.Acpi;
 /// <summary>\_SB.PCI0: the PCI host bridge as ACPI describes it. With ACPI on, Linux (and other OSes) find PCI
 /// buses only through such a PNP0A03 device, not by probing: without it a guest sees no virtio-pci device at all.
 /// Its _CRS hands the guest bus 0, the configuration ports 0xCF8-0xCFF, the rest of the I/O space and the BAR
-/// window; its _PRT routes INTx of slot s, pin A to the GSI the VMM wires (16 + (s - 1) % 8).</summary>
+/// window; its _PRT routes INTx of each slot, pin A to the GSI the VMM wires (<see cref="PciInterruptRouting"/>).</summary>
 internal static class PciRootAml
 {
     public const ulong DefaultWindowBase = 0xE000_0000, DefaultWindowSize = 0x1000_0000;
     private const int Slots = 32;
-    private const uint FirstPciGsi = 16, PciGsiCount = 8;
 
     public static byte[] SystemBus(ulong windowBase = DefaultWindowBase, ulong windowSize = DefaultWindowSize)
     {
@@ -32,7 +31,7 @@ internal static class PciRootAml
         var entries = new List<byte[]>();
         for (int slot = 1; slot < Slots; slot++)
         {
-            uint gsi = FirstPciGsi + (uint)(slot - 1) % PciGsiCount;
+            uint gsi = PciInterruptRouting.GsiForSlot(slot);
             entries.Add(Aml.Package(
             [
                 Aml.Integer(((ulong)slot << 16) | 0xFFFF), // any function of the slot
