@@ -36,7 +36,8 @@ QCOW2 = "/tmp/kiln-bench-io.qcow2"
 NS = "kiln-bench-io"
 TAP = "kbio0"
 
-BLK_METRICS = [("seq-read", "MB/s"), ("rand-read-4k", "IOPS"), ("seq-write", "MB/s"), ("rand-write-4k", "IOPS")]
+BLK_METRICS = [("seq-read", "MB/s"), ("seq-read-qd", "MB/s"), ("rand-read-4k", "IOPS"), ("seq-write", "MB/s"),
+               ("rand-write-4k", "IOPS")]
 
 
 def load():
@@ -60,7 +61,7 @@ def qemu_base(cmdline):
 # ---------------------------------------------------------------- block
 
 def blk_cmdline(a):
-    return f"test=virtio-blk transport=pci bench=1 wbench=1 nread=0 mib={a.mib * a.passes} req={a.req} ops={a.ops}"
+    return f"test=virtio-blk transport=pci bench=1 wbench=1 nread=0 mib={a.mib * a.passes} req={a.req} ops={a.ops} qd={a.qd}"
 
 
 def blk_run(a, vmm, disk, fmt):
@@ -71,6 +72,8 @@ def blk_run(a, vmm, disk, fmt):
         out = run(qemu_base(blk_cmdline(a)) + ["-drive", f"file={disk},format={fmt},if=none,id=d0",
                                                "-device", "virtio-blk-pci,drive=d0,disable-legacy=on"])
     rates = {m.group(1): (float(m.group(2)), int(m.group(3))) for m in BLK_RATE.finditer(out)}
+    if f"seq-read-qd{a.qd}" in rates:
+        rates["seq-read-qd"] = rates.pop(f"seq-read-qd{a.qd}")
     if any(name not in rates for name, _ in BLK_METRICS):
         sys.exit(f"bench/io: no block bench result from {vmm} on {fmt}:\n{out[-2000:]}")
     return {name: rates[name][0 if unit == "MB/s" else 1] for name, unit in BLK_METRICS}
@@ -133,7 +136,7 @@ def block_bench(a):
     host_mbs = statistics.median(host)
     print(f"\nbench/io block: {a.mib} MiB file read and written {a.passes}x sequentially in {a.req} KiB requests, "
           f"{a.ops} random 4 KiB requests, "
-          f"virtio-pci, one request in flight; median of {a.rounds} rounds; load average "
+          f"virtio-pci, one request in flight (seq-read-qd: {a.qd}); median of {a.rounds} rounds; load average "
           f"{min(loads):.2f}..{max(loads):.2f}")
     cols = [(v, k) for k in kinds for v in vmms]
     print(f"{'median':<18}" + "".join(f"{v + ' ' + k:>16}" for v, k in cols))
@@ -143,7 +146,8 @@ def block_bench(a):
     for m, unit in BLK_METRICS:
         print(f"{m + ' ' + unit:<18}" + "".join(f"{best[c][m]:>16.1f}" for c in cols))
     print(f"host read of the file: {host_mbs:.1f} MB/s ({a.req} KiB reads, page cache)")
-    print(f"Kiln raw seq-read / host read: {med[('kiln', 'raw')]['seq-read'] / host_mbs:.3f}")
+    print(f"Kiln raw seq-read / host read: {med[('kiln', 'raw')]['seq-read'] / host_mbs:.3f} (one request in flight), "
+          f"{med[('kiln', 'raw')]['seq-read-qd'] / host_mbs:.3f} ({a.qd} in flight)")
     for title, table in (("median", med), ("best", best)):
         block_ratios(a, title, table)
 
@@ -257,6 +261,8 @@ def net_bench(a):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mib", type=int, default=128, help="the file's size")
+    ap.add_argument("--qd", type=int, default=4,
+                    help="requests in flight for the seq-read-qd row (the other rows keep one in flight)")
     ap.add_argument("--passes", type=int, default=8,
                     help="sequential passes over the file per run (a single 128 MiB pass lasts ~10 ms: start-up, "
                          "not throughput)")

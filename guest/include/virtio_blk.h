@@ -20,6 +20,7 @@
 #define VBLK_S_UNSUPP   2
 
 #define VBLK_SECTOR     512
+#define VBLK_MAX_QD     16      /* requests in flight with vblk_submit */
 
 /* The request header as the device reads it, followed by our status byte. */
 struct vblk_hdr {
@@ -35,6 +36,7 @@ struct vblk {
     uint32_t blk_size, size_max, seg_max;
     struct vblk_hdr *hdr;           /* DMA memory */
     volatile uint8_t *status;
+    uint8_t *slots;                 /* VBLK_MAX_QD x (header, status) for vblk_submit */
 };
 
 /*
@@ -50,5 +52,13 @@ int vblk_setup(struct vblk *b);
  * Returns the device's status byte (0 = OK) or a negative VIRTIO_E* code.
  */
 int vblk_request(struct vblk *b, uint32_t type, uint64_t sector, void *buf, uint32_t len);
+/*
+ * Queues a request without waiting or notifying, with slot's own header and
+ * status byte (slot < VBLK_MAX_QD), so several can be in flight. Returns the
+ * chain head (its used element names it) or a negative VIRTIO_E* code; notify
+ * with virtq_kick after a batch, read the result with vblk_slot_status.
+ */
+int vblk_submit(struct vblk *b, unsigned slot, uint32_t type, uint64_t sector, void *buf, uint32_t len);
+uint8_t vblk_slot_status(struct vblk *b, unsigned slot);
 
 #endif

@@ -45,15 +45,18 @@ int vblk_open(struct vblk *b, const char *cmdline)
     return VIRTIO_OK;
 }
 
-int vblk_request(struct vblk *b, uint32_t type, uint64_t sector, void *buf, uint32_t len)
+#define SLOT_BYTES 32                       /* header (16) + status, 32-byte aligned */
+
+/* The descriptors of one request: header, data segments, status. Returns how many or VIRTIO_ENOSPC. */
+static int build(struct vblk *b, struct vblk_hdr *hdr, volatile uint8_t *status, uint32_t type, uint64_t sector,
+                 void *buf, uint32_t len, struct virtio_buf *bufs)
 {
-    struct virtio_buf bufs[MAX_SEGS + 2];
     unsigned n = 0;
-    b->hdr->type = type;
-    b->hdr->reserved = 0;
-    b->hdr->sector = sector;
-    *b->status = 0xff;                      /* anything the device does not overwrite shows */
-    bufs[n++] = (struct virtio_buf){ (uintptr_t)b->hdr, sizeof(*b->hdr), false };
+    hdr->type = type;
+    hdr->reserved = 0;
+    hdr->sector = sector;
+    *status = 0xff;                         /* anything the device does not overwrite shows */
+    bufs[n++] = (struct virtio_buf){ (uintptr_t)hdr, sizeof(*hdr), false };
 
     uint32_t seg = b->size_max ? b->size_max : len;
     for (uint32_t off = 0; off < len; off += seg) {
@@ -62,9 +65,37 @@ int vblk_request(struct vblk *b, uint32_t type, uint64_t sector, void *buf, uint
         uint32_t l = len - off < seg ? len - off : seg;
         bufs[n++] = (struct virtio_buf){ (uintptr_t)buf + off, l, type != VBLK_T_OUT };
     }
-    bufs[n++] = (struct virtio_buf){ (uintptr_t)b->status, 1, true };
-    int r = virtio_transfer(&b->dev, &b->dev.vq[0], bufs, n);
+    bufs[n++] = (struct virtio_buf){ (uintptr_t)status, 1, true };
+    return (int)n;
+}
+
+int vblk_request(struct vblk *b, uint32_t type, uint64_t sector, void *buf, uint32_t len)
+{
+    struct virtio_buf bufs[MAX_SEGS + 2];
+    int n = build(b, b->hdr, b->status, type, sector, buf, len, bufs);
+    if (n < 0)
+        return n;
+    int r = virtio_transfer(&b->dev, &b->dev.vq[0], bufs, (unsigned)n);
     if (r < 0)
         return r;
     return *b->status;
+}
+
+int vblk_submit(struct vblk *b, unsigned slot, uint32_t type, uint64_t sector, void *buf, uint32_t len)
+{
+    if (slot >= VBLK_MAX_QD)
+        return VIRTIO_ENOSPC;
+    if (!b->slots && !(b->slots = virtio_alloc(VBLK_MAX_QD * SLOT_BYTES, 64)))
+        return VIRTIO_ENOSPC;
+    uint8_t *mine = b->slots + slot * SLOT_BYTES;
+    struct virtio_buf bufs[MAX_SEGS + 2];
+    int n = build(b, (struct vblk_hdr *)mine, mine + sizeof(struct vblk_hdr), type, sector, buf, len, bufs);
+    if (n < 0)
+        return n;
+    return virtq_add(&b->dev.vq[0], bufs, (unsigned)n, (b->dev.features & VIRTIO_F_INDIRECT_DESC) != 0);
+}
+
+uint8_t vblk_slot_status(struct vblk *b, unsigned slot)
+{
+    return *(volatile uint8_t *)(b->slots + slot * SLOT_BYTES + sizeof(struct vblk_hdr));
 }

@@ -3,7 +3,8 @@
  * an FNV-1a checksum of sectors 0..nread-1; optionally id=1 (GET_ID), write=1
  * (pattern to sector=S count=C, read back, compare), flush=1, ro=1 (a write must
  * fail with IOERR), bench=1 (mib=M sequential in req=K KiB, ops=N 4 KiB random;
- * with wbench=1 also the same sequential and random volume written).
+ * with wbench=1 also the same sequential and random volume written; with qd=Q
+ * the sequential reads are also run with Q requests in flight).
  */
 #include "tests.h"
 #include "virtio_blk.h"
@@ -77,6 +78,63 @@ static void rate(const char *what, uint64_t bytes, uint64_t ops, uint64_t cycles
            (unsigned long)(mbs100 / 100), (unsigned long)(mbs100 % 100), (unsigned long)(ops * 1000000 / us));
 }
 
+/* Sequential reads with qd requests in flight, each slot with its own buffer; returns 0 or a failure. */
+static int seq_read_qd(struct vblk *b, uint64_t reqs, uint64_t req_kib, unsigned qd)
+{
+    struct virtq *q = &b->dev.vq[0];
+    uint8_t *bufs = virtio_alloc(qd * req_kib * 1024, 4096);
+    int slot_of[VIRTIO_QUEUE_SIZE];
+    if (!bufs)
+        return 1;
+    uint64_t sectors = req_kib * 2, sector = 0, issued = 0, done = 0;
+    uint64_t t0 = rdtsc();
+    uint16_t old = q->avail_idx;
+    for (unsigned s = 0; s < qd && issued < reqs; s++, issued++) {
+        if (sector + sectors > b->capacity)
+            sector = 0;
+        int head = vblk_submit(b, s, VBLK_T_IN, sector, bufs + s * req_kib * 1024, (uint32_t)(req_kib * 1024));
+        if (head < 0 || head >= VIRTIO_QUEUE_SIZE) {
+            printf("virtio-blk: bench qd submit failed: %d\n", head);
+            return 1;
+        }
+        slot_of[head] = (int)s;
+        sector += sectors;
+    }
+    virtq_kick(&b->dev, q, old);
+    while (done < reqs) {
+        uint32_t len;
+        int id = virtq_poll(&b->dev, q, b->dev.timeout_us, &len);
+        if (id < 0 || id >= VIRTIO_QUEUE_SIZE) {
+            printf("virtio-blk: bench qd wait failed: %d\n", id);
+            return 1;
+        }
+        unsigned s = (unsigned)slot_of[id];
+        if (vblk_slot_status(b, s) != VBLK_S_OK) {
+            printf("virtio-blk: bench qd read failed: status %u\n", vblk_slot_status(b, s));
+            return 1;
+        }
+        done++;
+        if (issued < reqs) {
+            if (sector + sectors > b->capacity)
+                sector = 0;
+            old = q->avail_idx;
+            int head = vblk_submit(b, s, VBLK_T_IN, sector, bufs + s * req_kib * 1024, (uint32_t)(req_kib * 1024));
+            if (head < 0 || head >= VIRTIO_QUEUE_SIZE) {
+                printf("virtio-blk: bench qd submit failed: %d\n", head);
+                return 1;
+            }
+            slot_of[head] = (int)s;
+            virtq_kick(&b->dev, q, old);
+            sector += sectors;
+            issued++;
+        }
+    }
+    char what[24];
+    snprintf(what, sizeof(what), "seq-read-qd%u", qd);
+    rate(what, reqs * req_kib * 1024, reqs, rdtsc() - t0);
+    return 0;
+}
+
 static int bench(struct vblk *b, const char *cmdline)
 {
     uint64_t mib = arg_u64(cmdline, "mib", 16), req_kib = arg_u64(cmdline, "req", 64);
@@ -102,6 +160,13 @@ static int bench(struct vblk *b, const char *cmdline)
         sector += sectors;
     }
     rate("seq-read", reqs * req_kib * 1024, reqs, rdtsc() - t0);
+    uint64_t qd = arg_u64(cmdline, "qd", 0);
+    if (qd > VBLK_MAX_QD) {
+        printf("virtio-blk: bench: qd must be 2..%u\n", VBLK_MAX_QD);
+        return 1;
+    }
+    if (qd > 1 && seq_read_qd(b, reqs, req_kib, (unsigned)qd))
+        return 1;
 
     uint64_t x = 0x9e3779b97f4a7c15ull, slots = b->capacity / 8;
     t0 = rdtsc();
