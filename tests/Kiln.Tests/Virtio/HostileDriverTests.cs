@@ -26,160 +26,75 @@ public sealed class HostileDriverTests
         rig.Transport.Notify(0);
     }
 
-    [Fact]
-    public void HeadIndexOutOfRange()
+    /// <summary>One malformed chain per case: the features the driver negotiates (beyond VERSION_1), the descriptors
+    /// it writes, and the head it publishes.</summary>
+    private static readonly Dictionary<string, (ulong Features, Action<DriverQueue> Write, ushort Head)> MalformedChains = new()
     {
-        using var rig = new BlockRig();
-        Kick(rig, head: 16);
-        AssertNeedsReset(rig);
+        ["head index out of range"] = (0, _ => { }, 16),
+        ["next index out of range"] = (0, q => q.SetDescriptor(0, BlockRig.Header, 16, Next, 200), 0),
+        ["descriptor self-loop"] = (0, q => q.SetDescriptor(0, BlockRig.Header, 16, Next, 0), 0),
+        ["chain longer than the queue"] = (0, q =>
+        {
+            for (int i = 0; i < 16; i++)
+                q.SetDescriptor(i, BlockRig.Header, 16, Next, (ushort)((i + 1) % 16)); // a 16-cycle through all entries
+        }, 0),
+        ["indirect table outside RAM"] = (VirtioFeatures.RingIndirectDesc,
+            q => q.SetDescriptor(0, VirtioTest.RamSize - 16, 48, Indirect), 0),
+        ["nested indirect"] = (VirtioFeatures.RingIndirectDesc, q =>
+        {
+            q.SetDescriptorAt(0x60000, BlockRig.Header, 16, Next, 1);
+            q.SetDescriptorAt(0x60010, 0x61000, 32, Indirect);
+            q.SetDescriptor(0, 0x60000, 32, Indirect);
+        }, 0),
+        ["indirect loop bounded by the table length"] = (VirtioFeatures.RingIndirectDesc, q =>
+        {
+            q.SetDescriptorAt(0x60000, BlockRig.Header, 16, Next, 1);
+            q.SetDescriptorAt(0x60010, BlockRig.Header, 16, Next, 0);
+            q.SetDescriptor(0, 0x60000, 32, Indirect);
+        }, 0),
+        ["indirect table with a bad length"] = (VirtioFeatures.RingIndirectDesc,
+            q => q.SetDescriptor(0, 0x60000, 40, Indirect), 0),
+        ["indirect without the feature"] = (0, q =>
+        {
+            q.SetDescriptorAt(0x60000, BlockRig.Header, 16);
+            q.SetDescriptor(0, 0x60000, 16, Indirect);
+        }, 0),
+        ["buffer past the end of RAM"] = (0, q =>
+        {
+            q.SetDescriptor(0, BlockRig.Header, 16, Next, 1);
+            q.SetDescriptor(1, VirtioTest.RamSize - 256, 512, Next | Write, 2);
+            q.SetDescriptor(2, BlockRig.Status, 1, Write);
+        }, 0),
+        ["buffer address that overflows"] = (0, q => HeaderThenStatus(q, ulong.MaxValue - 8, 16, Next), 0),
+        ["zero-length descriptor"] = (0, q => HeaderThenStatus(q, BlockRig.Header, 0, Next), 0),
+        ["oversize length"] = (0, q => HeaderThenStatus(q, BlockRig.Header, uint.MaxValue, Next), 0),
+        ["writable buffer where the header must be readable"] = (0, q => HeaderThenStatus(q, BlockRig.Header, 16, Next | Write), 0),
+        ["readable buffer after a writable one"] = (0, q =>
+        {
+            q.SetDescriptor(0, BlockRig.Header, 16, Next, 1);
+            q.SetDescriptor(1, BlockRig.Status, 1, Next | Write, 2);
+            q.SetDescriptor(2, BlockRig.Data, 512, 0);
+        }, 0),
+        ["no status byte"] = (0, q => q.SetDescriptor(0, BlockRig.Header, 16), 0),
+    };
+
+    /// <summary>Descriptor 0 as given, chained to a well-formed status byte in descriptor 2.</summary>
+    private static void HeaderThenStatus(DriverQueue q, ulong address, uint length, ushort flags)
+    {
+        q.SetDescriptor(0, address, length, flags, 2);
+        q.SetDescriptor(2, BlockRig.Status, 1, Write);
     }
 
-    [Fact]
-    public void NextIndexOutOfRange()
-    {
-        using var rig = new BlockRig();
-        rig.Queue.SetDescriptor(0, BlockRig.Header, 16, Next, 200);
-        Kick(rig);
-        AssertNeedsReset(rig);
-    }
+    public static TheoryData<string> MalformedChainNames => new(MalformedChains.Keys);
 
-    [Fact]
-    public void DescriptorSelfLoop()
+    [Theory]
+    [MemberData(nameof(MalformedChainNames))]
+    public void MalformedChainNeedsReset(string chain)
     {
-        using var rig = new BlockRig();
-        rig.Queue.SetDescriptor(0, BlockRig.Header, 16, Next, 0);
-        Kick(rig);
-        AssertNeedsReset(rig);
-    }
-
-    [Fact]
-    public void ChainLongerThanTheQueue()
-    {
-        using var rig = new BlockRig();
-        for (int i = 0; i < 16; i++)
-            rig.Queue.SetDescriptor(i, BlockRig.Header, 16, Next, (ushort)((i + 1) % 16)); // a 16-cycle through all entries
-        Kick(rig);
-        AssertNeedsReset(rig);
-    }
-
-    [Fact]
-    public void IndirectTableOutsideRam()
-    {
-        using var rig = new BlockRig(extraFeatures: VirtioFeatures.RingIndirectDesc);
-        rig.Queue.SetDescriptor(0, VirtioTest.RamSize - 16, 48, Indirect);
-        Kick(rig);
-        AssertNeedsReset(rig);
-    }
-
-    [Fact]
-    public void NestedIndirect()
-    {
-        using var rig = new BlockRig(extraFeatures: VirtioFeatures.RingIndirectDesc);
-        rig.Queue.SetDescriptorAt(0x60000, BlockRig.Header, 16, Next, 1);
-        rig.Queue.SetDescriptorAt(0x60010, 0x61000, 32, Indirect);
-        rig.Queue.SetDescriptor(0, 0x60000, 32, Indirect);
-        Kick(rig);
-        AssertNeedsReset(rig);
-    }
-
-    [Fact]
-    public void IndirectLoopIsBoundedByTheTableLength()
-    {
-        using var rig = new BlockRig(extraFeatures: VirtioFeatures.RingIndirectDesc);
-        rig.Queue.SetDescriptorAt(0x60000, BlockRig.Header, 16, Next, 1);
-        rig.Queue.SetDescriptorAt(0x60010, BlockRig.Header, 16, Next, 0);
-        rig.Queue.SetDescriptor(0, 0x60000, 32, Indirect);
-        Kick(rig);
-        AssertNeedsReset(rig);
-    }
-
-    [Fact]
-    public void IndirectTableWithBadLength()
-    {
-        using var rig = new BlockRig(extraFeatures: VirtioFeatures.RingIndirectDesc);
-        rig.Queue.SetDescriptor(0, 0x60000, 40, Indirect);
-        Kick(rig);
-        AssertNeedsReset(rig);
-    }
-
-    [Fact]
-    public void IndirectWithoutTheFeature()
-    {
-        using var rig = new BlockRig();
-        rig.Queue.SetDescriptorAt(0x60000, BlockRig.Header, 16);
-        rig.Queue.SetDescriptor(0, 0x60000, 16, Indirect);
-        Kick(rig);
-        AssertNeedsReset(rig);
-    }
-
-    [Fact]
-    public void BufferPastTheEndOfRam()
-    {
-        using var rig = new BlockRig();
-        rig.Queue.SetDescriptor(0, BlockRig.Header, 16, Next, 1);
-        rig.Queue.SetDescriptor(1, VirtioTest.RamSize - 256, 512, Next | Write, 2);
-        rig.Queue.SetDescriptor(2, BlockRig.Status, 1, Write);
-        Kick(rig);
-        AssertNeedsReset(rig);
-    }
-
-    [Fact]
-    public void BufferAddressThatOverflows()
-    {
-        using var rig = new BlockRig();
-        rig.Queue.SetDescriptor(0, ulong.MaxValue - 8, 16, Next, 2);
-        rig.Queue.SetDescriptor(2, BlockRig.Status, 1, Write);
-        Kick(rig);
-        AssertNeedsReset(rig);
-    }
-
-    [Fact]
-    public void ZeroLengthDescriptor()
-    {
-        using var rig = new BlockRig();
-        rig.Queue.SetDescriptor(0, BlockRig.Header, 0, Next, 2);
-        rig.Queue.SetDescriptor(2, BlockRig.Status, 1, Write);
-        Kick(rig);
-        AssertNeedsReset(rig);
-    }
-
-    [Fact]
-    public void OversizeLength()
-    {
-        using var rig = new BlockRig();
-        rig.Queue.SetDescriptor(0, BlockRig.Header, uint.MaxValue, Next, 2);
-        rig.Queue.SetDescriptor(2, BlockRig.Status, 1, Write);
-        Kick(rig);
-        AssertNeedsReset(rig);
-    }
-
-    [Fact]
-    public void WritableBufferWhereTheHeaderMustBeReadable()
-    {
-        using var rig = new BlockRig();
-        rig.Queue.SetDescriptor(0, BlockRig.Header, 16, Next | Write, 2);
-        rig.Queue.SetDescriptor(2, BlockRig.Status, 1, Write);
-        Kick(rig);
-        AssertNeedsReset(rig);
-    }
-
-    [Fact]
-    public void ReadableBufferAfterAWritableOne()
-    {
-        using var rig = new BlockRig();
-        rig.Queue.SetDescriptor(0, BlockRig.Header, 16, Next, 1);
-        rig.Queue.SetDescriptor(1, BlockRig.Status, 1, Next | Write, 2);
-        rig.Queue.SetDescriptor(2, BlockRig.Data, 512, 0);
-        Kick(rig);
-        AssertNeedsReset(rig);
-    }
-
-    [Fact]
-    public void NoStatusByte()
-    {
-        using var rig = new BlockRig();
-        rig.Queue.SetDescriptor(0, BlockRig.Header, 16);
-        Kick(rig);
+        var (features, write, head) = MalformedChains[chain];
+        using var rig = new BlockRig(extraFeatures: features);
+        write(rig.Queue);
+        Kick(rig, head);
         AssertNeedsReset(rig);
     }
 
