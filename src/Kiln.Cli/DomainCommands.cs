@@ -38,10 +38,8 @@ public static class DomainCommands
           event [--domain NAME] [--timeout SEC]  stream lifecycle events
         """;
 
-    private sealed class Args
+    private sealed class Args : VerbArguments
     {
-        public string? Uri;
-        public bool Json;
         public bool All;
         public bool Readonly;
         public bool Disable;
@@ -50,47 +48,35 @@ public static class DomainCommands
         public double? Timeout;
         public string? Format;
         public string? Domain;
-        public List<string> Positional = [];
-    }
 
-    private static Args Parse(string verb, IReadOnlyList<string> raw)
-    {
-        var a = new Args();
-        for (int i = 0; i < raw.Count; i++)
+        public Args(string verb, IReadOnlyList<string> raw) => Parse(verb, raw, "kiln --help");
+
+        protected override bool TakeOption(string verb, string option, Func<string> value)
         {
-            string s = raw[i];
-            string Next() => i + 1 < raw.Count ? raw[++i] : throw new UsageException($"{verb}: {s} needs a value");
-            switch (s)
+            switch (option)
             {
-                case "-c" or "--connect": a.Uri = Next(); break;
-                case "--json": a.Json = true; break;
-                case "--all": a.All = true; break;
-                case "--readonly": a.Readonly = true; break;
-                case "--disable": a.Disable = true; break;
-                case "--console": a.Console = true; break;
-                case "--history": a.History = true; break;
-                case "--format" or "--driver" or "--subdriver": a.Format = Next(); break;
-                case "--domain": a.Domain = Next(); break;
+                case "--all": All = true; break;
+                case "--readonly": Readonly = true; break;
+                case "--disable": Disable = true; break;
+                case "--console": Console = true; break;
+                case "--history": History = true; break;
+                case "--format" or "--driver" or "--subdriver": Format = value(); break;
+                case "--domain": Domain = value(); break;
                 case "--timeout":
-                    a.Timeout = double.TryParse(Next(), NumberStyles.Float, CultureInfo.InvariantCulture, out double t) && t >= 0
+                    Timeout = double.TryParse(value(), NumberStyles.Float, CultureInfo.InvariantCulture, out double t) && t >= 0
                         ? t : throw new UsageException($"{verb}: --timeout needs a number of seconds");
                     break;
-                default:
-                    if (s.StartsWith("--", StringComparison.Ordinal))
-                        throw new UsageException($"{verb}: unknown option '{s}' (see 'kiln --help')");
-                    a.Positional.Add(s);
-                    break;
+                default: return false;
             }
+            return true;
         }
-        return a;
     }
 
-    private static string Need(Args a, int index, string what, string verb) =>
-        index < a.Positional.Count ? a.Positional[index] : throw new UsageException($"{verb}: {what} is required");
+    private static string Need(Args a, int index, string what, string verb) => a.Need(index, what, verb);
 
     public static int Execute(string verb, IReadOnlyList<string> raw)
     {
-        var a = Parse(verb, raw);
+        var a = new Args(verb, raw);
         using var client = new DaemonClient(a.Uri);
         try
         {

@@ -22,33 +22,24 @@ public static class SnapshotCommands
           snapshot-verify FILE               check a snapshot file's every CRC, guest RAM included (no daemon)
         """;
 
-    private sealed class Args
+    private sealed class Args : VerbArguments
     {
-        public string? Uri;
-        public bool Json;
         public string? Name;
-        public List<string> Positional = [];
+
+        public Args(string verb, IReadOnlyList<string> raw) => Parse(verb, raw, "kiln help snapshots");
+
+        protected override bool TakeOption(string verb, string option, Func<string> value)
+        {
+            if (option != "--name" || verb != "snapshot")
+                return false;
+            Name = value();
+            return true;
+        }
     }
 
     public static int Execute(string verb, IReadOnlyList<string> raw)
     {
-        var a = new Args();
-        for (int i = 0; i < raw.Count; i++)
-        {
-            string s = raw[i];
-            string Next() => i + 1 < raw.Count ? raw[++i] : throw new UsageException($"{verb}: {s} needs a value");
-            switch (s)
-            {
-                case "-c" or "--connect": a.Uri = Next(); break;
-                case "--json": a.Json = true; break;
-                case "--name" when verb == "snapshot": a.Name = Next(); break;
-                default:
-                    if (s.StartsWith("--", StringComparison.Ordinal))
-                        throw new UsageException($"{verb}: unknown option '{s}' (see 'kiln help snapshots')");
-                    a.Positional.Add(s);
-                    break;
-            }
-        }
+        var a = new Args(verb, raw);
         if (verb == "snapshot-verify")
             return Verify(Need(a, 0, "FILE", verb));
         using var client = new DaemonClient(a.Uri);
@@ -63,8 +54,7 @@ public static class SnapshotCommands
         }
     }
 
-    private static string Need(Args a, int index, string what, string verb) =>
-        index < a.Positional.Count ? a.Positional[index] : throw new UsageException($"{verb}: {what} is required");
+    private static string Need(Args a, int index, string what, string verb) => a.Need(index, what, verb);
 
     private static string Escape(string name) => Uri.EscapeDataString(name);
 
