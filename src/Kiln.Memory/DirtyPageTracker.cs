@@ -6,8 +6,9 @@ namespace Kiln.Memory;
 /// <summary>KVM dirty-page logging over all of a guest's RAM, for live migration. Creating it re-registers every
 /// slot with KVM_MEM_LOG_DIRTY_PAGES (logging on); <see cref="Collect"/> moves KVM's bitmaps (which KVM_GET_DIRTY_LOG
 /// clears and write-protects again) into a pending set that the caller drains page by page; disposing turns
-/// logging off again, so a failed migration leaves the guest as it was. Only guest (vCPU) writes are logged: writes
-/// the VMM makes through its own mapping (virtio buffers) are not.</summary>
+/// logging off again, so a failed migration leaves the guest as it was. KVM logs only guest (vCPU) writes; what the
+/// VMM writes through its own mapping (virtio used rings and buffers, emulated instructions) is logged by the
+/// <see cref="GuestMemory"/> itself (<see cref="VmmWriteLog"/>) while the tracker lives, and merged here.</summary>
 public sealed class DirtyPageTracker : IDisposable
 {
     public const int PageSize = 4096;
@@ -16,6 +17,7 @@ public sealed class DirtyPageTracker : IDisposable
     private readonly VirtualMachine _vm;
     private readonly ulong[][] _fromKvm;
     private readonly ulong[][] _pending;
+    private readonly VmmWriteLog _vmmWrites;
     private bool _disposed;
 
     public DirtyPageTracker(GuestMemory memory, VirtualMachine vm)
@@ -24,7 +26,16 @@ public sealed class DirtyPageTracker : IDisposable
         _vm = vm;
         _fromKvm = memory.Regions.Select(r => new ulong[BitmapWords(r.Size)]).ToArray();
         _pending = memory.Regions.Select(r => new ulong[BitmapWords(r.Size)]).ToArray();
-        memory.RegisterWith(vm, VirtualMachine.MemLogDirtyPages);
+        _vmmWrites = memory.StartWriteLog();
+        try
+        {
+            memory.RegisterWith(vm, VirtualMachine.MemLogDirtyPages);
+        }
+        catch
+        {
+            memory.StopWriteLog();
+            throw;
+        }
     }
 
     private static int BitmapWords(ulong size) => checked((int)((size / PageSize + 63) / 64));
@@ -32,8 +43,10 @@ public sealed class DirtyPageTracker : IDisposable
     /// <summary>Pages dirtied and not yet taken with <see cref="TakePending"/>.</summary>
     public long PendingPages { get; private set; }
 
-    /// <summary>Fetches what the guest dirtied since the last call (or since logging started) into the pending set;
-    /// returns how many pages that call found dirty (before merging, so a rate can be computed from it).</summary>
+    /// <summary>Fetches what the guest (KVM's log) and the VMM (its write log) dirtied since the last call (or since
+    /// logging started) into the pending set; returns how many pages that call found dirty (before merging, so a rate
+    /// can be computed from it). Pages the VMM writes after this call are found by
+    /// the next one: a stop-and-copy must pause the vCPUs and quiesce the device workers first.</summary>
     public long Collect()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -43,6 +56,7 @@ public sealed class DirtyPageTracker : IDisposable
             var fresh = _fromKvm[slot];
             var into = _pending[slot];
             _vm.GetDirtyLog((uint)slot, fresh);
+            _vmmWrites.TakeInto(slot, fresh);
             for (int i = 0; i < fresh.Length; i++)
             {
                 found += BitOperations.PopCount(fresh[i]);
@@ -107,6 +121,7 @@ public sealed class DirtyPageTracker : IDisposable
         if (_disposed)
             return;
         _disposed = true;
+        _memory.StopWriteLog();
         _memory.RegisterWith(_vm, 0);
     }
 }

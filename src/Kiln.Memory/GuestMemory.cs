@@ -10,6 +10,10 @@ public sealed class GuestMemory : IDisposable
 {
     private readonly GuestRegion[] _regions;
 
+    /// <summary>Non-null while a live migration tracks dirty pages: every write made through this object (and every
+    /// range a device reports with <see cref="MarkWritten"/>) is recorded there, after the write.</summary>
+    private volatile VmmWriteLog? _writeLog;
+
     private GuestMemory(GuestRegion[] regions) => _regions = regions;
 
     public IReadOnlyList<GuestRegion> Regions => _regions;
@@ -118,7 +122,7 @@ public sealed class GuestMemory : IDisposable
         CheckRange(address, destination.Length);
         for (int done = 0; done < destination.Length;)
         {
-            var chunk = ChunkAt(address + (ulong)done, destination.Length - done);
+            var chunk = ChunkAt(address + (ulong)done, destination.Length - done, out _);
             chunk.CopyTo(destination.Slice(done));
             done += chunk.Length;
         }
@@ -129,11 +133,46 @@ public sealed class GuestMemory : IDisposable
         CheckRange(address, source.Length);
         for (int done = 0; done < source.Length;)
         {
-            var chunk = ChunkAt(address + (ulong)done, source.Length - done);
+            var at = address + (ulong)done;
+            var chunk = ChunkAt(at, source.Length - done, out int region);
             source.Slice(done, chunk.Length).CopyTo(chunk);
+            _writeLog?.Mark(region, at.Value - _regions[region].Start.Value, (ulong)chunk.Length);
             done += chunk.Length;
         }
     }
+
+    /// <summary>True while writes are being logged for a live migration: a device that wrote guest RAM through a span
+    /// (<see cref="TryGetSpan"/>) then reports the range with <see cref="MarkWritten"/>.</summary>
+    public bool IsLoggingWrites => _writeLog is not null;
+
+    /// <summary>Records that the VMM wrote [address, address+length) through a span, so a live migration sends those
+    /// pages again. Call it after the write. Parts of the range outside guest RAM are ignored.</summary>
+    public void MarkWritten(GuestAddress address, ulong length)
+    {
+        var log = _writeLog;
+        if (log is null || length == 0)
+            return;
+        for (int i = 0; i < _regions.Length; i++)
+        {
+            var r = _regions[i];
+            // The overlap of [address, address+length) with the region, computed without overflow.
+            ulong start = Math.Max(address.Value, r.Start.Value);
+            ulong end = address.Value + length < address.Value ? ulong.MaxValue : address.Value + length;
+            end = Math.Min(end, r.End.Value);
+            if (start < end)
+                log.Mark(i, start - r.Start.Value, end - start);
+        }
+    }
+
+    /// <summary>Starts logging the VMM's own writes (for <see cref="DirtyPageTracker"/>); returns the log.</summary>
+    internal VmmWriteLog StartWriteLog()
+    {
+        var log = new VmmWriteLog(_regions);
+        _writeLog = log;
+        return log;
+    }
+
+    internal void StopWriteLog() => _writeLog = null;
 
     public T Read<T>(GuestAddress address) where T : unmanaged
     {
@@ -155,8 +194,9 @@ public sealed class GuestMemory : IDisposable
             throw OutOfRange(address, length);
         while (length > 0)
         {
-            var chunk = ChunkAt(address, (int)Math.Min(length, 1 << 20));
+            var chunk = ChunkAt(address, (int)Math.Min(length, 1 << 20), out int region);
             chunk.Fill(value);
+            _writeLog?.Mark(region, address.Value - _regions[region].Start.Value, (ulong)chunk.Length);
             address += (ulong)chunk.Length;
             length -= (ulong)chunk.Length;
         }
@@ -169,9 +209,12 @@ public sealed class GuestMemory : IDisposable
     }
 
     /// <summary>The part of an already-validated range that lies in the region holding its first byte.</summary>
-    private Span<byte> ChunkAt(GuestAddress address, int length)
+    private Span<byte> ChunkAt(GuestAddress address, int length, out int regionIndex)
     {
-        var region = FindRegion(address)!;
+        regionIndex = 0;
+        while (!_regions[regionIndex].Contains(address, 1))
+            regionIndex++;
+        var region = _regions[regionIndex];
         return region.Slice(address, (int)Math.Min((ulong)length, region.End.Value - address.Value));
     }
 

@@ -91,6 +91,15 @@ public sealed class DescriptorChain
         _buffers.Add(new VirtqBuffer(new GuestAddress(d.Address), d.Length, d.IsWritable));
     }
 
+    /// <summary>Reports every device-writable buffer as written (<see cref="GuestMemory.MarkWritten"/>), for a live
+    /// migration's dirty tracking.</summary>
+    internal void MarkWritableWritten(GuestMemory memory)
+    {
+        foreach (var b in _buffers)
+            if (b.IsWritable)
+                memory.MarkWritten(b.Address, b.Length);
+    }
+
     /// <summary>The guest-memory pieces (each at most 1 MiB) covering [offset, offset+length) of the chain's readable
     /// or writable bytes. The range must lie within <see cref="ReadableLength"/> / <see cref="WritableLength"/>.</summary>
     public IEnumerable<(GuestAddress Address, int Length)> Pieces(bool writable, ulong offset, ulong length)

@@ -144,6 +144,12 @@ public sealed class Virtqueue
     /// so that several elements (one virtio-net frame over merged buffers) become visible at once.</summary>
     public void AddUsed(GuestMemory memory, ushort head, uint writtenLength, bool publish = true)
     {
+        // A device may have filled the chain's buffers through spans (zero-copy disk reads), which no write log sees:
+        // during a live migration, report them now that the writes are done. (Buffers filled with GuestMemory.Write,
+        // and the used ring itself, are logged by those writes; a chain completed after others were popped, as a
+        // virtio-net receive, is not the current one and was filled that way.)
+        if (memory.IsLoggingWrites && head == _chain.Head)
+            _chain.MarkWritableWritten(memory);
         var element = new GuestAddress(UsedRing + 4 + 8UL * (ushort)(NextUsedIdx % Size));
         memory.Write(element, (uint)head);
         memory.Write(element + 4, writtenLength);
