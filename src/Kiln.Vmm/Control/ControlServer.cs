@@ -241,7 +241,12 @@ public sealed class ControlServer : IDisposable
                     return Fail("the machine is not running");
                 if (Volatile.Read(ref _paused))
                     return Fail("the machine is paused; resume it before migrating");
-                return _migration.Start(runner, machine, request, Broadcast);
+                return _migration.Start(runner, machine, request, Broadcast, leftPaused: () =>
+                {
+                    lock (_lock)
+                        _paused = true;
+                    Broadcast(new ControlEvent { Event = "paused" });
+                });
             case "migrate-abort":
                 return _migration.Abort();
             default:

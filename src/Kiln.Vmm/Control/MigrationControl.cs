@@ -9,7 +9,10 @@ internal sealed class MigrationControl
     private readonly object _lock = new();
     private CancellationTokenSource? _running;
 
-    public ControlResponse Start(VmmRunner runner, Machine machine, ControlRequest request, Action<ControlEvent> broadcast)
+    /// <summary><paramref name="leftPaused"/> is called when the migration ended with its outcome unknown and the
+    /// machine paused (the control server then reports it paused and lets <c>resume</c> run it again).</summary>
+    public ControlResponse Start(VmmRunner runner, Machine machine, ControlRequest request, Action<ControlEvent> broadcast,
+        Action leftPaused)
     {
         if (string.IsNullOrEmpty(request.Uri) || string.IsNullOrEmpty(request.Token))
             return Fail("migrate needs a uri (tcp:HOST:PORT) and the destination's token");
@@ -39,7 +42,7 @@ internal sealed class MigrationControl
                 return Fail("a migration is already running");
             _running = cancel;
         }
-        new Thread(() => Run(runner, machine, options, cancel, broadcast)) { Name = "migration", IsBackground = true }.Start();
+        new Thread(() => Run(runner, machine, options, cancel, broadcast, leftPaused)) { Name = "migration", IsBackground = true }.Start();
         return new ControlResponse { Ok = true };
     }
 
@@ -55,7 +58,7 @@ internal sealed class MigrationControl
     }
 
     private void Run(VmmRunner runner, Machine machine, MigrationOptions options, CancellationTokenSource cancel,
-        Action<ControlEvent> broadcast)
+        Action<ControlEvent> broadcast, Action leftPaused)
     {
         try
         {
@@ -78,6 +81,12 @@ internal sealed class MigrationControl
                 ThrottlePercent = result.ThrottlePercent,
             });
             runner.RequestStop(MachineExit.Migrated(message));
+        }
+        catch (MigrationOutcomeUnknownException e)
+        {
+            leftPaused();
+            KilnLog.Warn(e.Message);
+            broadcast(new ControlEvent { Event = "migration-failed", Message = e.Message });
         }
         catch (MigrationException e)
         {

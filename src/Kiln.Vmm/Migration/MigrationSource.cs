@@ -6,9 +6,9 @@ using Kiln.Memory;
 namespace Kiln.Vmm.Migration;
 
 /// <summary>The sending side of a live migration: pre-copy over KVM's dirty log, then a short stop-and-copy.
-/// Until the destination confirms that the guest runs there, any failure (a cut link, a crashed destination,
-/// <c>migrate-abort</c>, a guest that will not converge) turns dirty logging off and leaves the source running as
-/// before.</summary>
+/// Until the source commits (sends Go), any failure (a cut link, a crashed destination, <c>migrate-abort</c>, a
+/// guest that will not converge) turns dirty logging off and leaves the source running as before; a failure after
+/// Go and before the destination's Resumed leaves it paused (<see cref="MigrationOutcomeUnknownException"/>).</summary>
 public sealed class MigrationSource(Machine machine, MigrationOptions options, Action<MigrationProgress>? progress = null)
 {
     public const uint ProtocolVersion = 1;
@@ -22,6 +22,9 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
 
     /// <summary>Rounds beyond the first fitting one are only tried up to this round.</summary>
     private const int ExtraRoundsUpTo = 10;
+
+    /// <summary>Set just before Go is written: from then on a failure leaves the source paused.</summary>
+    private bool _committed;
 
     public MigrationResult Run(CancellationToken cancel)
     {
@@ -55,6 +58,13 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
         {
             string reason = cancel.IsCancellationRequested ? "migration aborted"
                 : e is MigrationException ? e.Message : $"migration stream failed: {e.Message}";
+            if (_committed)
+            {
+                // After Go the guest may already run on the destination: never resume here (see the exception).
+                throttle.Dispose();
+                tracker?.Dispose();
+                throw new MigrationOutcomeUnknownException(reason, e);
+            }
             stream.TrySendAbort(reason);
             throttle.Dispose();
             tracker?.Dispose();
@@ -159,9 +169,9 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
             downtime.Elapsed.TotalMilliseconds, throttled);
         stream.Expect(MigrationFrame.Ready);
         phases.Mark("restore", downtime);
-        // The commit point: once Go is out, the destination owns the guest. Should the destination then fail to
-        // confirm, the source still resumes (the catch in Run): a guest running twice for an instant is the lesser
-        // evil next to a guest lost on a link cut.
+        // The commit point: once Go may have left, the destination owns the guest. Should it then fail to confirm,
+        // the source stays paused with the outcome unknown (the catch in Run), never resumed on its own.
+        _committed = true;
         stream.WriteFrame(MigrationFrame.Go, []);
         stream.Flush();
         stream.Expect(MigrationFrame.Resumed);

@@ -108,9 +108,10 @@ internal sealed class MigrationStream(Stream stream) : IDisposable
     {
         try
         {
-            _out.Dispose();
+            _out.Dispose(); // flushes: on a dead link that fails, which must not escape a Dispose
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException
+                                       or NotSupportedException)
         {
         }
         stream.Dispose();
