@@ -62,7 +62,8 @@ public sealed partial class MigrationPair(ITestOutputHelper log) : IDisposable
     {
         foreach (var v in _vmms)
         {
-            log.WriteLine($"--- vmm {v.Pid} stderr\n{v.Stderr}");
+            string console = v.Stdout;
+            log.WriteLine($"--- vmm {v.Pid} stderr\n{v.Stderr}--- vmm {v.Pid} console (end)\n{console[Math.Max(0, console.Length - 3000)..]}");
             v.Dispose();
         }
         Net.Dispose();
