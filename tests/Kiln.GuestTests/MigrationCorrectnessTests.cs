@@ -93,5 +93,11 @@ public sealed class MigrationCorrectnessTests(ITestOutputHelper log) : IDisposab
         Assert.DoesNotContain("MISMATCH", dest.Stdout);
         Assert.DoesNotContain("BAD", dest.Stdout);
         Assert.False(dest.HasExited);
+
+        // Whoever knows the destination is not running the guest may resume the source (here both then run).
+        var resumed = VmmProcess.Control(_pair.SourceSocket, "{\"cmd\":\"resume\"}");
+        Assert.True(resumed.GetProperty("ok").GetBoolean(), resumed.ToString());
+        Assert.True(source.WaitFor((o, _) => MigrationPair.Ticks(o).Max() > lastOnSource, TimeSpan.FromSeconds(30)),
+            "the source did not run again after resume");
     }
 }

@@ -145,9 +145,10 @@ public sealed class Virtqueue
     public void AddUsed(GuestMemory memory, ushort head, uint writtenLength, bool publish = true)
     {
         // A device may have filled the chain's buffers through spans (zero-copy disk reads), which no write log sees:
-        // during a live migration, report them now that the writes are done. (Buffers filled with GuestMemory.Write,
-        // and the used ring itself, are logged by those writes; a chain completed after others were popped, as a
-        // virtio-net receive, is not the current one and was filled that way.)
+        // during a live migration, report them now that the writes are done. Buffers filled with GuestMemory.Write,
+        // and the used ring itself, are logged by those writes. Contract for devices: a chain completed after others
+        // were popped is no longer the current one, so its buffers must have been filled with GuestMemory.Write (as
+        // virtio-net's receive does) or reported with GuestMemory.MarkWritten.
         if (memory.IsLoggingWrites && head == _chain.Head)
             _chain.MarkWritableWritten(memory);
         var element = new GuestAddress(UsedRing + 4 + 8UL * (ushort)(NextUsedIdx % Size));

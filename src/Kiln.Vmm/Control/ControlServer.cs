@@ -162,6 +162,8 @@ public sealed class ControlServer : IDisposable
             case "pause":
                 if (machine is null)
                     return Fail("the machine is not running");
+                if (_migration.IsRunning)
+                    return Fail(MigrationBusy);
                 lock (_lock)
                 {
                     if (!_paused)
@@ -173,6 +175,8 @@ public sealed class ControlServer : IDisposable
             case "resume":
                 if (machine is null)
                     return Fail("the machine is not running");
+                if (_migration.IsRunning)
+                    return Fail(MigrationBusy);
                 lock (_lock)
                 {
                     if (_saved)
@@ -235,6 +239,8 @@ public sealed class ControlServer : IDisposable
             case "console" or "watch":
                 return Ok();
             case "save" or "snapshot":
+                if (_migration.IsRunning)
+                    return Fail(MigrationBusy);
                 return SaveSnapshot(request, machine);
             case "migrate":
                 if (machine is null)
@@ -293,6 +299,10 @@ public sealed class ControlServer : IDisposable
             PausedMs = paused.Elapsed.TotalMilliseconds,
         };
     }
+
+    /// <summary>A migration pauses and resumes the machine itself (throttling, the stop-and-copy); a client's pause,
+    /// resume or snapshot meanwhile could let the vCPUs run after the last dirty pages were collected.</summary>
+    private const string MigrationBusy = "a migration is running (migrate-abort first)";
 
     private string StateName(Machine? machine) =>
         machine is null ? "stopping" : Volatile.Read(ref _paused) ? "paused" : "running";

@@ -46,6 +46,16 @@ internal sealed class MigrationControl
         return new ControlResponse { Ok = true };
     }
 
+    /// <summary>True from <c>migrate</c> until the migration has succeeded or failed.</summary>
+    public bool IsRunning
+    {
+        get
+        {
+            lock (_lock)
+                return _running is not null;
+        }
+    }
+
     public ControlResponse Abort()
     {
         lock (_lock)
@@ -84,21 +94,29 @@ internal sealed class MigrationControl
         }
         catch (MigrationOutcomeUnknownException e)
         {
+            Finished(cancel); // before the event: a client that reacts with resume must find no migration running
             leftPaused();
             KilnLog.Warn(e.Message);
             broadcast(new ControlEvent { Event = "migration-failed", Message = e.Message });
         }
         catch (MigrationException e)
         {
+            Finished(cancel);
             KilnLog.Warn($"migration failed, the guest keeps running here: {e.Message}");
             broadcast(new ControlEvent { Event = "migration-failed", Message = e.Message });
         }
         finally
         {
-            lock (_lock)
-                _running = null;
+            Finished(cancel);
             cancel.Dispose();
         }
+    }
+
+    private void Finished(CancellationTokenSource cancel)
+    {
+        lock (_lock)
+            if (_running == cancel)
+                _running = null;
     }
 
     private static ControlResponse Fail(string error) => new() { Ok = false, Error = error };
