@@ -7,10 +7,11 @@ namespace Kiln.Vmm.Cpu;
 /// <summary>Saves and restores everything KVM holds for one vCPU: registers, segment and control registers,
 /// FPU/XSAVE, XCRs, MSRs (every one KVM lists as saveable, including TSC and kvmclock), the local APIC, pending
 /// events, the MP state and the debug registers. Restore order follows what the KVM API requires: MSRs and the
-/// APIC after sregs (APIC base), events last.</summary>
+/// APIC after sregs (APIC base), the TSC deadline after the APIC, events last.</summary>
 public static class VcpuStateCodec
 {
     private const byte Version = 1;
+    private const uint MsrTscDeadline = 0x6E0;
 
     public static void Save(Vcpu vcpu, ReadOnlySpan<uint> saveableMsrs, StateWriter w)
     {
@@ -62,9 +63,13 @@ public static class VcpuStateCodec
         vcpu.SetFpu(fpu);
         vcpu.SetXsave(xsave);
         vcpu.SetXcrs(xcrs);
-        vcpu.SetMsrs(msrs);
+        // The TSC deadline goes after the LAPIC state: KVM ignores a deadline written while the LAPIC timer is not in
+        // TSC-deadline mode (a fresh vCPU's is not), so with the rest of the MSRs it was lost and a Linux guest whose
+        // next timer event was armed waited for it forever (seen after a live migration: an idle shell never woke).
+        vcpu.SetMsrs(msrs.Where(m => m.Index != MsrTscDeadline).ToArray());
         vcpu.SetMpState(mpState);
         vcpu.SetLapic(lapic);
+        vcpu.SetMsrs(msrs.Where(m => m.Index == MsrTscDeadline).ToArray());
         vcpu.SetDebugRegs(debugRegs);
         vcpu.SetVcpuEvents(events);
     }
