@@ -23,5 +23,6 @@ int test_emulate(const char *cmdline);
 int test_virtio_net(const char *cmdline);
 int test_dirty(const char *cmdline);
 int test_counter(const char *cmdline);
+int test_disk_writer(const char *cmdline);
 
 #endif
