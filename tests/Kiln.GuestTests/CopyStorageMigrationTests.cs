@@ -161,7 +161,7 @@ public sealed partial class CopyStorageMigrationTests(ITestOutputHelper log) : I
     [InlineData("qcow2")]
     public void DiskWrittenDuringTheMoveArrivesWhole(string format)
     {
-        const long writes = 300_000;
+        const long writes = 200_000;
         string src = SourceDisk(format);
         string dst = Path.Combine(DestDir, format == "raw" ? "disk.raw" : "disk.qcow2");
         string cmdline = $"test=disk-writer writes={writes} seed=7";
