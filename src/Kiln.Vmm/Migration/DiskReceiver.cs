@@ -33,6 +33,16 @@ internal sealed class DiskReceiver
     {
     }
 
+    /// <summary>For tests: a receiver for already open disks (created: the image was empty before).</summary>
+    internal static DiskReceiver ForDisks(IReadOnlyList<(IDiskBackend Disk, bool Created)> disks)
+    {
+        var receiver = new DiskReceiver();
+        for (int i = 0; i < disks.Count; i++)
+            receiver._copied.Add(i, new CopiedDisk(disks[i].Disk.Capacity, disks[i].Created));
+        receiver.Attach(disks.Select(d => d.Disk).ToList());
+        return receiver;
+    }
+
     public IReadOnlyList<string> Created => _created;
     public long BytesWritten { get; private set; }
 
@@ -116,12 +126,15 @@ internal sealed class DiskReceiver
     }
 
     /// <summary>Takes the machine's disk backends for the copied disks (the machine opened the images).</summary>
-    public void Attach(Machine machine)
+    public void Attach(Machine machine) =>
+        Attach(machine.VirtioDevices.OfType<VirtioBlock>().Select(b => b.Disk).ToList());
+
+    /// <summary>The disks in device order.</summary>
+    internal void Attach(IReadOnlyList<IDiskBackend> disks)
     {
-        var blocks = machine.VirtioDevices.OfType<VirtioBlock>().ToList();
         foreach (var (index, copied) in _copied)
         {
-            var disk = blocks[index].Disk;
+            var disk = disks[index];
             if (disk.Capacity != copied.Capacity)
                 throw new MigrationException($"disk {index}: {disk.Capacity} bytes opened, {copied.Capacity} announced");
             copied.Backend = disk;

@@ -31,14 +31,17 @@ internal sealed class DiskStreaming
     /// <summary>Bytes the guest changed that are not sent yet.</summary>
     public long PendingBytes => _copied.Sum(d => d.Disk.DirtyCount) * DirtyBlockTracker.BlockSize;
 
-    public static DiskStreaming For(Machine machine)
+    public static DiskStreaming For(Machine machine) =>
+        ForDisks(machine.VirtioDevices.OfType<VirtioBlock>().Select((b, i) => b.Disk as DirtyBlockTracker
+            ?? throw new MigrationException($"disk {i} cannot be tracked for --copy-storage")).ToList());
+
+    /// <summary>The machine's disks in device order (vda, vdb, ...).</summary>
+    internal static DiskStreaming ForDisks(IReadOnlyList<DirtyBlockTracker> disks)
     {
         var streaming = new DiskStreaming();
-        var blocks = machine.VirtioDevices.OfType<VirtioBlock>().ToList();
-        for (int i = 0; i < blocks.Count; i++)
+        for (int i = 0; i < disks.Count; i++)
         {
-            var disk = blocks[i].Disk as DirtyBlockTracker
-                       ?? throw new MigrationException($"disk {i} cannot be tracked for --copy-storage");
+            var disk = disks[i];
             bool copied = !disk.IsReadOnly;
             byte format = disk.Inner is Storage.Qcow2.Qcow2Disk ? DiskFormats.Qcow2 : DiskFormats.Raw;
             streaming._all.Add((disk.Capacity, copied, format));
