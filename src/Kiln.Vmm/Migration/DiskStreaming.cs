@@ -83,12 +83,15 @@ internal sealed class DiskStreaming
     /// <summary>The first pass: every block of every copied disk.</summary>
     public void SendAll(MigrationStream stream, Action keepGoing)
     {
+        var time = System.Diagnostics.Stopwatch.StartNew();
+        long before = BytesSent;
         foreach (var (index, disk) in _copied)
         {
             for (long block = 0; block < disk.BlockCount; block++)
                 SendBlock(stream, index, disk, block, keepGoing);
             FlushFrame(stream);
         }
+        KilnLog.Debug($"migration: disk pass: {(BytesSent - before) / 1e6:0.0} MB in {time.Elapsed.TotalMilliseconds:0} ms");
     }
 
     /// <summary>A later pass: the blocks changed since the previous one.</summary>
