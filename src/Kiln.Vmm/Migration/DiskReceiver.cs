@@ -28,6 +28,7 @@ internal sealed class DiskReceiver
     private readonly SortedDictionary<int, CopiedDisk> _copied = [];
     private readonly List<string> _created = [];
     private byte[]? _scratch;
+    private bool _unflushed;
 
     private DiskReceiver()
     {
@@ -165,6 +166,7 @@ internal sealed class DiskReceiver
                 || length > disk.Capacity - offset)
                 throw new MigrationException(
                     $"protocol error: disk {index}: range [{offset}, +{length}) is not on the disk ({disk.Capacity} bytes)");
+            _unflushed = true;
             switch ((DiskBlockKind)kind)
             {
                 case DiskBlockKind.Data:
@@ -216,6 +218,15 @@ internal sealed class DiskReceiver
     {
         foreach (var copied in _copied.Values)
             copied.Backend?.Flush();
+        _unflushed = false;
+    }
+
+    /// <summary>Flushes when blocks arrived since the last flush: called between rounds, so the flush before Ready
+    /// (in the guest's downtime) has only the last round's blocks left to write.</summary>
+    public void FlushIfWritten()
+    {
+        if (_unflushed)
+            Flush();
     }
 
     /// <summary>Best effort: deletes the images this migration created (the machine has closed them).</summary>

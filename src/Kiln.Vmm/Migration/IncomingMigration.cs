@@ -73,6 +73,7 @@ public sealed class IncomingMigration : IDisposable
                 BytesReceived += payload.Length + 5;
                 if (type == MigrationFrame.Pages)
                 {
+                    disks?.FlushIfWritten(); // a round's disk blocks are complete: made durable now, not in the downtime
                     ApplyPages(machine.Memory, payload.Span);
                     continue;
                 }

@@ -128,9 +128,20 @@ public sealed class DirtyBlockTrackerTests : IDisposable
         Assert.True(disk.IsKnownZero(4 * (ulong)Block, 12 * (ulong)Block));
         Assert.Throws<DiskException>(() => disk.IsKnownZero(16 * (ulong)Block, 1));
 
+    }
+
+    [Fact]
+    public void RawAllocationMapIsTheFilesHoles()
+    {
         string raw = Path.Combine(_dir, "x.raw");
-        ImageCreate.Raw(raw, (ulong)Block);
-        using var rawDisk = new DirtyBlockTracker(RawDiskBackend.Open(raw, readOnly: true));
-        Assert.False(rawDisk.IsKnownZero(0, 1)); // raw has no map: the reader has to look
+        ImageCreate.Raw(raw, 64 * (ulong)Block);
+        using var disk = new DirtyBlockTracker(RawDiskBackend.Open(raw, readOnly: false));
+        Assert.True(disk.IsKnownZero(0, 64 * (ulong)Block));
+        disk.Write(10 * (ulong)Block + 5, [1]);
+        Assert.False(disk.IsKnownZero(10 * (ulong)Block, (ulong)Block));
+        Assert.False(disk.IsKnownZero(0, 11 * (ulong)Block));
+        Assert.True(disk.IsKnownZero(0, 8 * (ulong)Block)); // file systems track holes at least per 4 KiB block
+        Assert.True(disk.IsKnownZero(16 * (ulong)Block, 48 * (ulong)Block));
+        Assert.Throws<DiskException>(() => disk.IsKnownZero(64 * (ulong)Block, 1));
     }
 }
