@@ -240,9 +240,11 @@ public sealed partial class CopyStorageMigrationTests(ITestOutputHelper log) : I
         string src = SourceDisk("raw");
         string dst = Path.Combine(DestDir, "disk.raw");
         // 16 MiB of disk rewritten all the time never fits 1 ms: the migration keeps going round after round (for
-        // about a second, until auto-converge gives up) while it is ended.
-        var source = Source("test=disk-writer", src);
-        var (dest, port) = Destination("test=disk-writer", dst);
+        // about a second, until auto-converge gives up) while it is ended. Auto-converge pauses the devices with the
+        // vCPUs for up to 90% of the time, which on a loaded host can hold a request past the guest's 2 s default.
+        const string cmdline = "test=disk-writer timeout_ms=30000";
+        var source = Source(cmdline, src);
+        var (dest, port) = Destination(cmdline, dst);
         using var watch = new VmmProcess.Watch(_socket);
         Assert.True(Migrate(port, maxDowntimeMs: 1).GetProperty("ok").GetBoolean());
         Assert.NotNull(watch.Until(TimeSpan.FromSeconds(60), "migration"));

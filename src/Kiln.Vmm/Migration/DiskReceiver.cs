@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Kiln.Interop;
 using Kiln.Storage;
 using Kiln.Virtio.Block;
 
@@ -56,7 +57,7 @@ internal sealed class DiskReceiver
         if (table.Length < 4)
             throw new MigrationException("protocol error: short disk table in Hello");
         uint count = BinaryPrimitives.ReadUInt32LittleEndian(table);
-        if (table.Length != 4 + 10L * count)
+        if (table.Length != 4 + (long)DiskStreaming.TableEntry * count)
             throw new MigrationException("protocol error: malformed disk table in Hello");
         if (count != config.Disks.Count)
             throw new MigrationException(
@@ -66,14 +67,14 @@ internal sealed class DiskReceiver
         {
             for (int i = 0; i < count; i++)
             {
-                var entry = table.Slice(4 + i * 10, 10);
+                var entry = table.Slice(4 + i * DiskStreaming.TableEntry, DiskStreaming.TableEntry);
                 ulong capacity = BinaryPrimitives.ReadUInt64LittleEndian(entry);
                 byte flags = entry[8], format = entry[9];
                 if ((flags & ~1) != 0 || format > DiskFormats.Qcow2)
                     throw new MigrationException($"protocol error: disk {i}: flags {flags}, format {format}");
                 if ((flags & 1) == 0)
                     continue;
-                receiver.PrepareDisk(i, capacity, config.Disks[i], DiskFormats.Name(format));
+                receiver.PrepareDisk(i, capacity, config.Disks[i], DiskFormats.Name(format), FileIdentity.ReadFrom(entry[10..]));
             }
             return receiver;
         }
@@ -84,7 +85,7 @@ internal sealed class DiskReceiver
         }
     }
 
-    private void PrepareDisk(int index, ulong capacity, DiskConfig disk, string sourceFormat)
+    private void PrepareDisk(int index, ulong capacity, DiskConfig disk, string sourceFormat, FileIdentity source)
     {
         if (disk.ReadOnly)
             throw new MigrationException($"disk {index} ({disk.Path}) is read-only here, but the source copies it");
@@ -110,6 +111,10 @@ internal sealed class DiskReceiver
             _copied.Add(index, new CopiedDisk(capacity, created: true));
             return;
         }
+        if (source.IsKnown && FileIdentity.Of(disk.Path) == source)
+            throw new MigrationException(
+                $"disk {index} ({disk.Path}) is the source's own image (the same file on this host): copying would write " +
+                "under the running guest; give the destination another path, or migrate without copy-storage (shared storage)");
         ulong existing;
         try
         {

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Kiln.Interop;
 using Kiln.Storage;
 using Kiln.Virtio.Block;
 
@@ -17,7 +18,7 @@ internal sealed class DiskStreaming
     private const int EntryHeader = 13;
 
     private readonly List<(int Index, DirtyBlockTracker Disk)> _copied = [];
-    private readonly List<(ulong Capacity, bool Copied, byte Format)> _all = [];
+    private readonly List<(ulong Capacity, bool Copied, byte Format, FileIdentity Identity)> _all = [];
     private readonly byte[] _frame = new byte[8 + FrameData + 64 * EntryHeader];
     private int _length, _count, _frameDisk = -1;
 
@@ -44,34 +45,48 @@ internal sealed class DiskStreaming
             var disk = disks[i];
             bool copied = !disk.IsReadOnly;
             byte format = disk.Inner is Storage.Qcow2.Qcow2Disk ? DiskFormats.Qcow2 : DiskFormats.Raw;
-            streaming._all.Add((disk.Capacity, copied, format));
+            string? path = disk.Inner switch
+            {
+                RawDiskBackend raw => raw.Path,
+                Storage.Qcow2.Qcow2Disk qcow2 => qcow2.Path,
+                _ => null,
+            };
+            streaming._all.Add((disk.Capacity, copied, format, path is null ? default : FileIdentity.Of(path)));
             if (copied)
                 streaming._copied.Add((i, disk));
         }
         return streaming;
     }
 
-    /// <summary>The disk table appended to Hello: u32 count, then per disk u64 capacity, u8 flags (bit 0: copied),
-    /// u8 format (0 raw, 1 qcow2).</summary>
+    /// <summary>The disk table appended to Hello: u32 count, then per disk (<see cref="TableEntry"/> bytes) u64
+    /// capacity, u8 flags (bit 0: copied), u8 format (0 raw, 1 qcow2), the image's <see cref="FileIdentity"/> (so a
+    /// destination on the same host refuses to write the source's own file).</summary>
     public byte[] HelloExtension()
     {
-        var table = new byte[4 + _all.Count * 10];
+        var table = new byte[4 + _all.Count * TableEntry];
         BinaryPrimitives.WriteUInt32LittleEndian(table, (uint)_all.Count);
         for (int i = 0; i < _all.Count; i++)
         {
-            var span = table.AsSpan(4 + i * 10);
+            var span = table.AsSpan(4 + i * TableEntry);
             BinaryPrimitives.WriteUInt64LittleEndian(span, _all[i].Capacity);
             span[8] = _all[i].Copied ? (byte)1 : (byte)0;
             span[9] = _all[i].Format;
+            _all[i].Identity.WriteTo(span[10..]);
         }
         return table;
     }
 
-    /// <summary>Turns tracking on; from here every guest change is remembered for a later round.</summary>
+    public const int TableEntry = 10 + FileIdentity.Size;
+
+    /// <summary>Turns tracking on, from a clean set (a set left by an earlier migration is dropped: the first pass
+    /// sends everything anyway); from here every guest change is remembered for a later round.</summary>
     public void Start()
     {
         foreach (var (_, disk) in _copied)
+        {
+            disk.StopTracking();
             disk.StartTracking();
+        }
     }
 
     public void Stop()

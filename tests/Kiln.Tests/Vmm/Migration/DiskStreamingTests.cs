@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Kiln.Interop;
 using Kiln.Storage;
 using Kiln.Vmm;
 using Kiln.Vmm.Migration;
@@ -129,11 +130,14 @@ public sealed class DiskStreamingTests : IDisposable
         using var rw = Open(a);
         using var ro = new DirtyBlockTracker(DiskImage.Open(b, "raw", readOnly: true));
         var table = DiskStreaming.ForDisks([rw, ro]).HelloExtension();
-        Assert.Equal(24, table.Length);
+        Assert.Equal(4 + 2 * DiskStreaming.TableEntry, table.Length);
         Assert.Equal(2u, BinaryPrimitives.ReadUInt32LittleEndian(table));
         Assert.Equal(Size, BinaryPrimitives.ReadUInt64LittleEndian(table.AsSpan(4)));
         Assert.Equal(1, table[12]);
-        Assert.Equal(0, table[22]);
+        Assert.Equal(0, table[12 + DiskStreaming.TableEntry]);
+        Assert.Equal(FileIdentity.Of(a), FileIdentity.ReadFrom(table.AsSpan(14)));
+        Assert.True(FileIdentity.Of(a).IsKnown);
+        Assert.NotEqual(FileIdentity.Of(a), FileIdentity.Of(b));
     }
 
     private static byte[] Frame(uint disk, params (ulong Offset, uint Length, byte Kind, int Data)[] entries)
@@ -186,17 +190,34 @@ public sealed class DiskStreamingTests : IDisposable
         Assert.Equal(1024, content.Count(b => b == 0xab));
     }
 
-    private static byte[] Table(params (ulong Capacity, byte Flags, byte Format)[] disks)
+    private static byte[] Table(params (ulong Capacity, byte Flags, byte Format)[] disks) =>
+        Table(disks.Select(d => (d.Capacity, d.Flags, d.Format, default(FileIdentity))).ToArray());
+
+    private static byte[] Table(params (ulong Capacity, byte Flags, byte Format, FileIdentity Identity)[] disks)
     {
-        var table = new byte[4 + disks.Length * 10];
+        const int entry = DiskStreaming.TableEntry;
+        var table = new byte[4 + disks.Length * entry];
         BinaryPrimitives.WriteUInt32LittleEndian(table, (uint)disks.Length);
         for (int i = 0; i < disks.Length; i++)
         {
-            BinaryPrimitives.WriteUInt64LittleEndian(table.AsSpan(4 + i * 10), disks[i].Capacity);
-            table[12 + i * 10] = disks[i].Flags;
-            table[13 + i * 10] = disks[i].Format;
+            BinaryPrimitives.WriteUInt64LittleEndian(table.AsSpan(4 + i * entry), disks[i].Capacity);
+            table[12 + i * entry] = disks[i].Flags;
+            table[13 + i * entry] = disks[i].Format;
+            disks[i].Identity.WriteTo(table.AsSpan(14 + i * entry));
         }
         return table;
+    }
+
+    [Fact]
+    public void DestinationRefusesToWriteTheSourcesOwnImage()
+    {
+        string shared = NewRaw("shared.raw"), other = NewRaw("other.raw");
+        string link = Path.Combine(_dir, "link.raw");
+        File.CreateSymbolicLink(link, shared);
+        var table = Table((Size, (byte)1, (byte)0, FileIdentity.Of(shared)));
+        var e = Assert.Throws<MigrationException>(() => DiskReceiver.Prepare(table, Config(new DiskConfig(link))));
+        Assert.Contains("the source's own image", e.Message);
+        Assert.NotNull(DiskReceiver.Prepare(table, Config(new DiskConfig(other))));
     }
 
     private static VmConfig Config(params DiskConfig[] disks) => new() { KernelPath = "/none", Disks = disks };
