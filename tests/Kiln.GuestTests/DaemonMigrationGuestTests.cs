@@ -269,7 +269,8 @@ public sealed partial class DaemonMigrationGuestTests(ITestOutputHelper log) : I
         Assert.Matches(@"disk \d+\.\d MB sent", r.Stderr);
         Assert.True(File.Exists(Path.Combine(destinationDisks, "vm.qcow2")), "the destination VMM did not create its image");
         Assert.True(File.Exists(image), "the source's image is gone");
-        Assert.Matches(@"cs1\s+running", Cli(dest, "list").Stdout);
+        string list = Cli(dest, "list").Stdout;
+        Assert.True(Regex.IsMatch(list, @"cs1\s+running"), $"not running on the destination:\n{list}\n{ReadShared(dest.Log("cs1"))}");
         long lastOnSource = Ticks(ReadShared(source.Log("cs1"))).Max();
         Assert.True(WaitUntil(() => Ticks(ReadShared(dest.Log("cs1"))).DefaultIfEmpty().Max() >= lastOnSource + 20, TimeSpan.FromSeconds(60)),
             "the guest did not keep ticking on the destination");
