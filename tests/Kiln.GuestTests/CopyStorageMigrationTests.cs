@@ -42,6 +42,8 @@ public sealed partial class CopyStorageMigrationTests(ITestOutputHelper log) : I
             v.Dispose();
         }
         _net.Dispose();
+        File.Delete(_socket); // a killed VMM leaves its control socket behind
+        File.Delete(_destSocket);
         try
         {
             Directory.Delete(_dir, recursive: true);
