@@ -28,6 +28,7 @@ static const struct {
     { "virtio-net", test_virtio_net, "[transport=pci|mmio] ip=A.B.C.D peer=A.B.C.D [count=N] [mrg=1]" },
     { "dirty", test_dirty, "[mb=64] [static_mb=16] [tick_ms=100] [ticks=0]" },
     { "devdirty", test_devdirty, "[mb=32] [disk_mb=4] [tick_ms=100] [transport=pci|mmio]" },
+    { "disk-writer", test_disk_writer, "[blocks=4096] [writes=0] [tick_ms=100] [seed=1] [transport=pci|mmio]" },
 };
 
 int test_main(const char *cmdline)

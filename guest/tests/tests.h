@@ -24,5 +24,6 @@ int test_virtio_net(const char *cmdline);
 int test_dirty(const char *cmdline);
 int test_counter(const char *cmdline);
 int test_devdirty(const char *cmdline);
+int test_disk_writer(const char *cmdline);
 
 #endif

@@ -18,7 +18,9 @@ public static class MigrateCommand
         from --dest-token-file, $KILN_MIGRATE_TOKEN_FILE or $KILN_MIGRATE_TOKEN (else $KILN_TOKEN/$KILN_TOKEN_FILE);
         its certificate is checked against the system roots, $KILN_TLS_CA, or not at all with KILN_TLS_INSECURE=1.
           --max-downtime MS   the longest pause the guest may see (default 300)
-          --copy-storage      stream the disks too (not implemented yet: use storage both hosts share)
+          --copy-storage      stream the writable disks too (no shared storage needed): the destination uses the
+                              definition's paths, creating absent images (same format and size; a backing chain is
+                              flattened into one image) and removing them if the migration fails
         """;
 
     public static int Execute(IReadOnlyList<string> args)
@@ -122,8 +124,11 @@ public static class MigrateCommand
     internal static string Progress(ControlEvent e)
     {
         string throttle = e.ThrottlePercent > 0 ? $", vCPUs throttled {e.ThrottlePercent}%" : "";
+        string disk = e.DiskBytesSent is long diskSent
+            ? string.Create(CultureInfo.InvariantCulture, $", disk {diskSent / 1e6:0.0} MB sent, {(e.DiskRemainingBytes ?? 0) / 1e6:0.0} MB dirty")
+            : "";
         return string.Create(CultureInfo.InvariantCulture,
-            $"{e.Phase,-13} round {e.Round,2}: {e.BytesSent / 1e6,8:0.0} MB sent, {e.RemainingPages,7} pages dirty, dirty rate {e.DirtyBytesPerSecond / 1e6,6:0} MB/s, link {e.LinkBytesPerSecond / 1e6,6:0} MB/s, expected downtime {e.ExpectedDowntimeMs,6:0.0} ms{throttle}");
+            $"{e.Phase,-13} round {e.Round,2}: {e.BytesSent / 1e6,8:0.0} MB sent, {e.RemainingPages,7} pages dirty, dirty rate {e.DirtyBytesPerSecond / 1e6,6:0} MB/s, link {e.LinkBytesPerSecond / 1e6,6:0} MB/s, expected downtime {e.ExpectedDowntimeMs,6:0.0} ms{throttle}{disk}");
     }
 
     private static string? DestinationToken(string? file)

@@ -7,6 +7,10 @@ namespace Kiln.Daemon;
 public sealed class IncomingMigrationRequest
 {
     [JsonPropertyName("definition")] public string Definition { get; set; } = "";
+
+    /// <summary>The source streams the writable disks: images absent here are created by the incoming VMM (and
+    /// removed again if the migration fails); without it every disk must already be here (shared storage).</summary>
+    [JsonPropertyName("copyStorage")] public bool CopyStorage { get; set; }
 }
 
 public sealed class IncomingMigrationResponse

@@ -21,6 +21,10 @@ public sealed partial class Supervisor
     /// <summary>Domains waiting for an incoming migration: name, and whether the definition was created for it.</summary>
     private readonly Dictionary<string, bool> _incoming = new(StringComparer.Ordinal);
 
+    /// <summary>Copy-storage: per incoming domain, the disk images that did not exist before its VMM started (the VMM
+    /// creates them; they go again if the VMM ends before the guest ran here, even if it was killed).</summary>
+    private readonly Dictionary<string, List<string>> _incomingDisks = new(StringComparer.Ordinal);
+
     /// <summary>The daemon's TLS certificate and key (PEM files), which incoming VMMs serve their stream with.</summary>
     public (string Cert, string Key)? MigrationTls { get; set; }
 
@@ -32,6 +36,11 @@ public sealed partial class Supervisor
             existed = _domains.ContainsKey(definition.Name);
         if (existed && Get(definition.Name).State is DomainState.Running or DomainState.Paused)
             throw new DaemonException(409, $"domain '{definition.Name}' is already running on the destination");
+        var absent = definition.Disks.Where(d => !d.ReadOnly && !File.Exists(d.Path)).Select(d => d.Path).ToList();
+        if (!request.CopyStorage && definition.Disks.FirstOrDefault(d => !File.Exists(d.Path)) is { } missing)
+            throw new DaemonException(409, $"disk {missing.Path} does not exist on the destination (without --copy-storage the hosts must share storage)");
+        if (request.CopyStorage && definition.Disks.FirstOrDefault(d => d.ReadOnly && !File.Exists(d.Path)) is { } readOnly)
+            throw new DaemonException(409, $"read-only disk {readOnly.Path} does not exist on the destination (--copy-storage copies writable disks only)");
         var domain = Define(definition);
         string name = definition.Name;
         int port = FreePort();
@@ -46,7 +55,10 @@ public sealed partial class Supervisor
             if (domain.State is DomainState.Running or DomainState.Paused)
                 throw new DaemonException(409, $"domain '{name}' is already running on the destination");
             lock (_incoming)
+            {
                 _incoming[name] = !existed;
+                _incomingDisks[name] = request.CopyStorage ? absent : [];
+            }
             try
             {
                 await LaunchAsync(domain, args, "incoming migration", new Dictionary<string, string> { ["KILN_MIGRATION_TOKEN"] = token });
@@ -54,7 +66,10 @@ public sealed partial class Supervisor
             catch
             {
                 lock (_incoming)
+                {
                     _incoming.Remove(name);
+                    _incomingDisks.Remove(name);
+                }
                 if (!existed)
                     Forget(domain);
                 throw;
@@ -87,11 +102,27 @@ public sealed partial class Supervisor
         _store.Delete(domain.Definition.Name);
     }
 
+    /// <summary>Best effort (the VMM normally removed it already).</summary>
+    private static void RemoveCreatedDisk(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"kiln daemon: cannot remove {path} after a failed incoming migration: {e.Message}");
+        }
+    }
+
     /// <summary>The incoming VMM's guest runs: the domain is an ordinary running domain from now on.</summary>
     private void IncomingCompleted(Domain domain)
     {
         lock (_incoming)
+        {
             _incoming.Remove(domain.Definition.Name);
+            _incomingDisks.Remove(domain.Definition.Name);
+        }
         domain.State = DomainState.Running;
         domain.Reason = "migrated in";
         Publish(domain.Definition.Name, "migrated-in");
@@ -103,9 +134,15 @@ public sealed partial class Supervisor
     {
         string name = domain.Definition.Name;
         bool created;
+        List<string>? disks;
         lock (_incoming)
+        {
+            _incomingDisks.Remove(name, out disks);
             if (!_incoming.Remove(name, out created))
                 return false;
+        }
+        foreach (string path in disks ?? [])
+            RemoveCreatedDisk(path);
         MarkEnded(domain, DomainState.ShutOff, $"incoming migration failed: {why}");
         if (created)
             Forget(domain);
@@ -117,8 +154,6 @@ public sealed partial class Supervisor
     /// <c>migrated</c> or <c>migration-failed</c>.</summary>
     public async Task MigrateAsync(string name, MigrateRequest request, Func<ControlEvent, Task> emit, CancellationToken cancel)
     {
-        if (request.CopyStorage)
-            throw new DaemonException(501, "--copy-storage is not implemented yet: migrate domains whose disks both hosts share");
         var domain = Get(name);
         var rt = domain.Runtime;
         if (rt is null || domain.State != DomainState.Running)
@@ -126,6 +161,8 @@ public sealed partial class Supervisor
         if (!request.Destination.StartsWith("tcp://", StringComparison.Ordinal)
             || !Uri.TryCreate("https://" + request.Destination["tcp://".Length..].TrimEnd('/') + "/", UriKind.Absolute, out var api))
             throw new DaemonException(400, $"destination '{request.Destination}' is not tcp://HOST:PORT", "destination");
+        if (request.CopyStorage && !domain.Definition.Disks.Any(d => !d.ReadOnly))
+            throw new DaemonException(400, $"domain '{name}' has no writable disk to copy (--copy-storage)");
         var incoming = await AskDestinationAsync(api, request, DomainCodec.ToJson(domain.Definition), cancel);
         string host = api.Host.Contains(':') ? $"[{api.Host}]" : api.Host;
 
@@ -145,7 +182,7 @@ public sealed partial class Supervisor
             var response = await ControlClient.SendAsync(controlStream, new StreamReader(controlStream, Encoding.UTF8), new ControlRequest
             {
                 Command = "migrate", Uri = $"tcp:{host}:{incoming.Port}", Token = incoming.Token, Tls = incoming.Tls,
-                MaxDowntimeMs = request.MaxDowntimeMs,
+                MaxDowntimeMs = request.MaxDowntimeMs, CopyStorage = request.CopyStorage,
             }, timeout.Token);
             if (!response.Ok)
                 throw new DaemonException(409, $"domain '{name}': {response.Error}");
@@ -183,7 +220,7 @@ public sealed partial class Supervisor
         using var http = new HttpClient(handler) { BaseAddress = api, Timeout = TimeSpan.FromSeconds(90) };
         if (request.DestinationToken is { Length: > 0 } token)
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        string body = JsonSerializer.Serialize(new IncomingMigrationRequest { Definition = definition },
+        string body = JsonSerializer.Serialize(new IncomingMigrationRequest { Definition = definition, CopyStorage = request.CopyStorage },
             DaemonJsonContext.Default.IncomingMigrationRequest);
         HttpResponseMessage response;
         try

@@ -4,7 +4,7 @@ namespace Kiln.Storage;
 
 /// <summary>A raw image: disk byte N is file byte N. Works over a regular file or a block device, with positional
 /// I/O (pread/pwrite through <see cref="RandomAccess"/>), so concurrent requests never share a file position.</summary>
-public sealed class RawDiskBackend : IDiskBackend
+public sealed class RawDiskBackend : IDiskBackend, IAllocationMap
 {
     private const int ZeroChunk = 1 << 20;
     private static readonly byte[] s_zeroes = new byte[ZeroChunk];
@@ -102,6 +102,13 @@ public sealed class RawDiskBackend : IDiskBackend
             offset += (ulong)chunk;
             length -= (ulong)chunk;
         }
+    }
+
+    /// <summary>A hole (SEEK_DATA finds no data before the range ends); false where the file system cannot tell.</summary>
+    public bool IsKnownZero(ulong offset, ulong length)
+    {
+        CheckRange(offset, length);
+        return Kiln.Interop.FileExtents.NextData(_handle, (long)offset) is long next && (ulong)next >= offset + length;
     }
 
     private void CheckRange(ulong offset, ulong length)

@@ -134,7 +134,9 @@ public sealed class Machine : IMachineControl, IDisposable
         for (int i = 0; i < Config.Disks.Count; i++)
         {
             var disk = Config.Disks[i];
-            _virtio.Add(new VirtioBlock(_memory, DiskImage.Open(disk.Path, disk.Format, disk.ReadOnly), disk.Serial), $"blk{i}");
+            // Wrapped for migrate --copy-storage (changed blocks are only remembered while a migration runs).
+            var backend = new DirtyBlockTracker(DiskImage.Open(disk.Path, disk.Format, disk.ReadOnly));
+            _virtio.Add(new VirtioBlock(_memory, backend, disk.Serial), $"blk{i}");
         }
         for (int i = 0; i < Config.Nics.Count; i++)
             _virtio.Add(VirtioNet.OpenTap(_memory, Config.Nics[i]), $"net{i}");

@@ -63,11 +63,18 @@ public sealed partial class DaemonMigrationGuestTests(ITestOutputHelper log) : I
         }
     }
 
-    private Daemon StartDaemon(string netns, string id, params string[] extra)
+    private Daemon StartDaemon(string netns, string id, params string[] extra) => StartDaemon(netns, id, null, extra);
+
+    /// <summary><paramref name="bind"/>: the daemon (and its VMMs) see directory From mounted over directory Over,
+    /// in a mount namespace of their own (another host's disks at the same path).</summary>
+    private Daemon StartDaemon(string netns, string id, (string From, string Over)? bind, params string[] extra)
     {
         var d = new Daemon(Path.Combine(_dir, id + ".sock"), Path.Combine(_dir, id));
-        var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "netns", "exec", netns, "dotnet", Support.Kiln.CliDll, "daemon", "--socket", d.Socket, "--state-dir", d.StateDir }.Concat(extra))
+        string[] command = ["ip", "netns", "exec", netns, "dotnet", Support.Kiln.CliDll, "daemon", "--socket", d.Socket, "--state-dir", d.StateDir, .. extra];
+        if (bind is var (from, over))
+            command = ["unshare", "-m", "--propagation", "private", "sh", "-c", "mount --bind \"$0\" \"$1\" && shift && exec \"$@\"", from, over, .. command];
+        var psi = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in command[1..])
             psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, e) => Log($"{id}: {e.Data}");
@@ -150,10 +157,8 @@ public sealed partial class DaemonMigrationGuestTests(ITestOutputHelper log) : I
         return condition();
     }
 
-    [KvmFact]
-    public void LiveMigrationBetweenDaemonsKeepsTheGuestRunning()
+    private void WriteCertificateAndToken()
     {
-        Directory.CreateDirectory(_dir);
         using (var key = RSA.Create(2048))
         {
             var request = new CertificateRequest("CN=kiln-dest", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
@@ -165,6 +170,13 @@ public sealed partial class DaemonMigrationGuestTests(ITestOutputHelper log) : I
             File.WriteAllText(Path.Combine(_dir, "key.pem"), key.ExportPkcs8PrivateKeyPem());
         }
         File.WriteAllText(Path.Combine(_dir, "token"), ApiToken);
+    }
+
+    [KvmFact]
+    public void LiveMigrationBetweenDaemonsKeepsTheGuestRunning()
+    {
+        Directory.CreateDirectory(_dir);
+        WriteCertificateAndToken();
         var source = StartDaemon(_net.A, "src");
         var dest = StartDaemon(_net.B, "dst", "--tcp", $"{_net.AddressB}:7443", "--tls-cert", Path.Combine(_dir, "cert.pem"),
             "--tls-key", Path.Combine(_dir, "key.pem"), "--token-file", Path.Combine(_dir, "token"));
@@ -181,11 +193,11 @@ public sealed partial class DaemonMigrationGuestTests(ITestOutputHelper log) : I
         Assert.Equal(0, Cli(source, "start", "mig1").ExitCode);
         Assert.True(WaitUntil(() => ReadShared(source.Log("mig1")).Contains("tick 3\n"), TimeSpan.FromSeconds(60)), "the guest did not tick");
 
-        // Copy-storage is refused clearly, and the domain keeps running.
+        // Copy-storage of a domain without a writable disk is refused clearly, and the domain keeps running.
         var copy = CliWithEnv(source, new() { ["KILN_TLS_INSECURE"] = "1", ["KILN_MIGRATE_TOKEN"] = ApiToken },
             "migrate", "--live", "mig1", $"tcp://{_net.AddressB}:7443", "--copy-storage");
         Assert.Equal(1, copy.ExitCode);
-        Assert.Contains("--copy-storage is not implemented", copy.Stderr);
+        Assert.Contains("has no writable disk to copy", copy.Stderr);
 
         var r = CliWithEnv(source, new() { ["KILN_TLS_INSECURE"] = "1", ["KILN_MIGRATE_TOKEN"] = ApiToken },
             "migrate", "--live", "mig1", $"tcp://{_net.AddressB}:7443", "--max-downtime", "500");
@@ -216,5 +228,55 @@ public sealed partial class DaemonMigrationGuestTests(ITestOutputHelper log) : I
         Assert.DoesNotContain("MISMATCH", after);
         Assert.DoesNotContain("BAD", after);
         Assert.Equal(0, Cli(dest, "destroy", "mig1").ExitCode);
+    }
+
+    /// <summary><c>kiln migrate --live --copy-storage</c> between daemons that do not share the disk: the destination
+    /// daemon's view of the disk directory is another directory (its own mount namespace), the destination VMM
+    /// creates the qcow2 image there, and the `test=disk-writer` guest keeps writing and checking its disk on the
+    /// destination.</summary>
+    [KvmFact]
+    public void CopyStorageMovesTheDiskBetweenDaemons()
+    {
+        string disks = Path.Combine(_dir, "disks"), destinationDisks = Path.Combine(_dir, "destination-disks");
+        Directory.CreateDirectory(disks);
+        Directory.CreateDirectory(destinationDisks);
+        WriteCertificateAndToken();
+        string image = Path.Combine(disks, "vm.qcow2");
+        var create = ProcessRunner.Run("qemu-img", ["create", "-q", "-f", "qcow2", image, "64M"], TimeSpan.FromSeconds(30));
+        Assert.True(create.ExitCode == 0, create.Stderr);
+        var source = StartDaemon(_net.A, "src");
+        var dest = StartDaemon(_net.B, "dst", (destinationDisks, disks), "--tcp", $"{_net.AddressB}:7443",
+            "--tls-cert", Path.Combine(_dir, "cert.pem"), "--tls-key", Path.Combine(_dir, "key.pem"),
+            "--token-file", Path.Combine(_dir, "token"));
+        string xml = $"""
+            <domain type='kvm'>
+              <name>cs1</name>
+              <memory unit='MiB'>256</memory>
+              <vcpu>1</vcpu>
+              <os><type arch='x86_64'>hvm</type><kernel>{TestGuest.Path}</kernel><cmdline>test=disk-writer</cmdline></os>
+              <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{image}'/><target dev='vda'/></disk></devices>
+            </domain>
+            """;
+        File.WriteAllText(Path.Combine(_dir, "cs1.xml"), xml);
+        Assert.Equal(0, Cli(source, "define", Path.Combine(_dir, "cs1.xml")).ExitCode);
+        Assert.Equal(0, Cli(source, "start", "cs1").ExitCode);
+        Assert.True(WaitUntil(() => ReadShared(source.Log("cs1")).Contains("tick 3\n"), TimeSpan.FromSeconds(60)), "the guest did not tick");
+
+        var env = new Dictionary<string, string> { ["KILN_TLS_INSECURE"] = "1", ["KILN_MIGRATE_TOKEN"] = ApiToken };
+        var r = CliWithEnv(source, env, "migrate", "--live", "cs1", $"tcp://{_net.AddressB}:7443", "--copy-storage");
+        Assert.True(r.ExitCode == 0, $"migrate failed: {r.Stderr}");
+        Assert.Contains("MB of disk", r.Stdout);
+        Assert.Matches(@"disk \d+\.\d MB sent", r.Stderr);
+        Assert.True(File.Exists(Path.Combine(destinationDisks, "vm.qcow2")), "the destination VMM did not create its image");
+        Assert.True(File.Exists(image), "the source's image is gone");
+        string list = Cli(dest, "list").Stdout;
+        Assert.True(Regex.IsMatch(list, @"cs1\s+running"), $"not running on the destination:\n{list}\n{ReadShared(dest.Log("cs1"))}");
+        long lastOnSource = Ticks(ReadShared(source.Log("cs1"))).Max();
+        Assert.True(WaitUntil(() => Ticks(ReadShared(dest.Log("cs1"))).DefaultIfEmpty().Max() >= lastOnSource + 20, TimeSpan.FromSeconds(60)),
+            "the guest did not keep ticking on the destination");
+        string after = ReadShared(dest.Log("cs1"));
+        Assert.Matches(@"wrote \d+", after);
+        Assert.DoesNotContain("MISMATCH", after);
+        Assert.Equal(0, Cli(dest, "destroy", "cs1").ExitCode);
     }
 }

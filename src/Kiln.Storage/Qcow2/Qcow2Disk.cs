@@ -9,7 +9,7 @@ namespace Kiln.Storage.Qcow2;
 /// <see cref="CommitDelay"/> after the first one, and at dispose. So an allocating write costs no fsync of its own,
 /// and a crash loses at most writes the guest had not flushed (their clusters leak). All public calls hold one
 /// lock.</summary>
-public sealed class Qcow2Disk : IDiskBackend
+public sealed class Qcow2Disk : IDiskBackend, IAllocationMap
 {
     private readonly object _gate = new();
     private readonly ImageFile _file;
@@ -236,6 +236,34 @@ public sealed class Qcow2Disk : IDiskBackend
             _file.Flush();
             Header = Header with { Size = newSize };
             Capacity = newSize;
+        }
+    }
+
+    /// <summary>Zero and unallocated clusters hold no data; under an unallocated one, the backing file decides (past
+    /// its end, or without one, the range reads as zero).</summary>
+    public bool IsKnownZero(ulong offset, ulong length)
+    {
+        lock (_gate)
+        {
+            CheckRange(offset, length);
+            ulong end = offset + length;
+            while (offset < end)
+            {
+                ulong guestCluster = offset >> ClusterBits;
+                ulong pieceEnd = Math.Min(end, (guestCluster + 1) << ClusterBits);
+                var entry = Lookup(guestCluster);
+                bool zero = entry.Kind switch
+                {
+                    ClusterKind.Zero => true,
+                    ClusterKind.Unallocated => _backing is null || offset >= _backing.Capacity
+                        || (_backing is IAllocationMap map && map.IsKnownZero(offset, Math.Min(pieceEnd, _backing.Capacity) - offset)),
+                    _ => false,
+                };
+                if (!zero)
+                    return false;
+                offset = pieceEnd;
+            }
+            return true;
         }
     }
 

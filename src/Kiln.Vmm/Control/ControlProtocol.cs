@@ -28,6 +28,9 @@ public sealed class ControlRequest
     /// <summary>For <c>migrate</c>: pre-copy rounds before giving up (default 30).</summary>
     [JsonPropertyName("maxRounds")] public int? MaxRounds { get; set; }
 
+    /// <summary>For <c>migrate</c>: also stream the writable disks (the destination VMM's disks receive them).</summary>
+    [JsonPropertyName("copyStorage")] public bool CopyStorage { get; set; }
+
     /// <summary>For <c>save</c> (write a snapshot, then stop) and <c>snapshot</c> (write one, keep running): the
     /// snapshot file, an absolute path on the VMM's host.</summary>
     [JsonPropertyName("file")] public string? File { get; set; }
@@ -83,6 +86,10 @@ public sealed class ControlEvent
     [JsonPropertyName("throttlePercent")] public int? ThrottlePercent { get; set; }
     [JsonPropertyName("downtimeMs")] public double? DowntimeMs { get; set; }
     [JsonPropertyName("totalMs")] public double? TotalMs { get; set; }
+
+    /// <summary>Copy-storage: disk bytes sent, and changed disk bytes still to send.</summary>
+    [JsonPropertyName("diskBytesSent")] public long? DiskBytesSent { get; set; }
+    [JsonPropertyName("diskRemainingBytes")] public long? DiskRemainingBytes { get; set; }
 }
 
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]

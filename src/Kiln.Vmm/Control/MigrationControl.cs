@@ -33,6 +33,7 @@ internal sealed class MigrationControl
         {
             MaxRounds = request.MaxRounds ?? 30,
             Tls = request.Tls,
+            CopyStorage = request.CopyStorage,
             MaxDowntime = TimeSpan.FromMilliseconds(request.MaxDowntimeMs ?? 300),
         };
         var cancel = new CancellationTokenSource();
@@ -78,17 +79,21 @@ internal sealed class MigrationControl
                 RemainingPages = p.RemainingPages, DirtyBytesPerSecond = p.DirtyBytesPerSecond,
                 LinkBytesPerSecond = p.LinkBytesPerSecond, ExpectedDowntimeMs = p.ExpectedDowntimeMs,
                 ThrottlePercent = p.ThrottlePercent,
+                DiskBytesSent = options.CopyStorage ? p.DiskBytesSent : null,
+                DiskRemainingBytes = options.CopyStorage ? p.DiskRemainingBytes : null,
             }));
             var result = source.Run(cancel.Token);
             string message = $"migrated to {options.Destination} in {result.Total.TotalMilliseconds:0} ms, " +
                              $"downtime {result.Downtime.TotalMilliseconds:0.0} ms, {result.Rounds} rounds, " +
-                             $"{result.BytesSent / 1e6:0.0} MB sent";
+                             $"{result.BytesSent / 1e6:0.0} MB sent" +
+                             (options.CopyStorage ? $" ({result.DiskBytesSent / 1e6:0.0} MB of disk)" : "");
             KilnLog.Info(message);
             broadcast(new ControlEvent
             {
                 Event = "migrated", Message = message, Round = result.Rounds, BytesSent = result.BytesSent,
                 DowntimeMs = result.Downtime.TotalMilliseconds, TotalMs = result.Total.TotalMilliseconds,
                 ThrottlePercent = result.ThrottlePercent,
+                DiskBytesSent = options.CopyStorage ? result.DiskBytesSent : null,
             });
             runner.RequestStop(MachineExit.Migrated(message));
         }

@@ -63,10 +63,14 @@ public sealed class IncomingMigration : IDisposable
         var stream = MigrationConnection.Accept(_listener, _token, _certificate, AcceptTimeout, IoTimeout);
         _listener.Dispose(); // one source only
         Machine? machine = null;
+        DiskReceiver? disks = null;
         try
         {
-            CheckHello(stream.Expect(MigrationFrame.Hello), config);
+            var hello = stream.Expect(MigrationFrame.Hello);
+            CheckHello(hello, config);
+            disks = DiskReceiver.Prepare(hello.AsSpan(16), config); // copy-storage: before the machine opens the disks
             machine = Machine.CreateForRestore(config, kvm, supportedCpuid, console);
+            disks?.Attach(machine);
             var local = new Stopwatch();
             byte[] buffer = new byte[1 << 20];
             while (true)
@@ -75,7 +79,13 @@ public sealed class IncomingMigration : IDisposable
                 BytesReceived += payload.Length + 5;
                 if (type == MigrationFrame.Pages)
                 {
+                    disks?.FlushIfWritten(); // a round's disk blocks are complete: made durable now, not in the downtime
                     ApplyPages(machine.Memory, payload.Span);
+                    continue;
+                }
+                if (type == MigrationFrame.DiskBlocks)
+                {
+                    (disks ?? throw new MigrationException("protocol error: disk blocks without a disk table")).Apply(payload.Span);
                     continue;
                 }
                 if (type != MigrationFrame.State)
@@ -84,6 +94,7 @@ public sealed class IncomingMigration : IDisposable
                 machine.RestoreState(payload.ToArray());
                 break;
             }
+            disks?.Flush();
             stream.WriteFrame(MigrationFrame.Ready, []);
             stream.Flush();
             stream.Expect(MigrationFrame.Go);
@@ -123,12 +134,14 @@ public sealed class IncomingMigration : IDisposable
             stream.TrySendAbort(reason);
             stream.Dispose();
             machine?.Dispose();
+            disks?.RemoveCreated();
             throw new MigrationException(reason, e);
         }
         catch
         {
             stream.Dispose();
             machine?.Dispose();
+            disks?.RemoveCreated();
             throw;
         }
     }

@@ -1,12 +1,14 @@
 namespace Kiln.Vmm.Migration;
 
 /// <summary>The migration stream: after the handshake (<see cref="MigrationAuth"/>) both sides exchange frames of
-/// [type: u8][length: u32 LE][payload]. Source to destination: Hello, Pages*, State, then Go once the destination
+/// [type: u8][length: u32 LE][payload]. Source to destination: Hello, Pages* and DiskBlocks* (copy-storage), State,
+/// then Go once the destination
 /// said Ready; destination to source: Ready, then Resumed once its vCPUs run. Either side may send Abort with a
 /// UTF-8 reason instead.</summary>
 public enum MigrationFrame : byte
 {
-    /// <summary>u32 version, u64 RAM bytes, u32 vCPUs: the destination refuses a machine of another shape.</summary>
+    /// <summary>u32 version, u64 RAM bytes, u32 vCPUs: the destination refuses a machine of another shape. With
+    /// copy-storage a disk table follows (<see cref="DiskStreaming.HelloExtension"/>).</summary>
     Hello = 1,
 
     /// <summary>u32 count, then count x (u64 guest-physical address, u8 kind: 0 data + 4096 bytes, 1 zero page).</summary>
@@ -26,4 +28,8 @@ public enum MigrationFrame : byte
 
     /// <summary>UTF-8 reason; the sender gives up.</summary>
     Abort = 7,
+
+    /// <summary>Copy-storage: u32 disk index, u32 count, then count x (u64 offset, u32 length, u8 kind: 0 data +
+    /// length bytes, 1 zero range) (<see cref="DiskReceiver.Apply"/>).</summary>
+    DiskBlocks = 8,
 }

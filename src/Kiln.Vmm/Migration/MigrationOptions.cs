@@ -13,14 +13,26 @@ public sealed record MigrationOptions(MigrationEndpoint Destination, string Toke
 
     /// <summary>Pre-copy rounds before the migration gives up (auto-converge throttles the vCPUs well before).</summary>
     public int MaxRounds { get; init; } = 30;
+
+    /// <summary>Also stream the writable disks (<see cref="DiskStreaming"/>) instead of assuming shared storage.</summary>
+    public bool CopyStorage { get; init; }
 }
 
 /// <summary>One progress report: sent after each pre-copy round and at switch-over.</summary>
 public sealed record MigrationProgress(
     string Phase, int Round, long BytesSent, long RemainingPages, double DirtyBytesPerSecond,
-    double LinkBytesPerSecond, double ExpectedDowntimeMs, int ThrottlePercent);
+    double LinkBytesPerSecond, double ExpectedDowntimeMs, int ThrottlePercent)
+{
+    /// <summary>Copy-storage: disk bytes sent so far, and changed disk bytes not sent yet.</summary>
+    public long DiskBytesSent { get; init; }
+    public long DiskRemainingBytes { get; init; }
+}
 
 /// <summary>What a finished migration measured. Downtime is from pausing the source to the destination's report
 /// that its vCPUs run (so it includes one network round trip more than the guest saw).</summary>
 public sealed record MigrationResult(TimeSpan Total, TimeSpan Downtime, int Rounds, long BytesSent, int StateBytes,
-    long FinalPages, int ThrottlePercent);
+    long FinalPages, int ThrottlePercent)
+{
+    /// <summary>Copy-storage: disk bytes sent in all.</summary>
+    public long DiskBytesSent { get; init; }
+}

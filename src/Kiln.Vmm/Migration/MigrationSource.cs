@@ -25,6 +25,8 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
 
     /// <summary>Set just before Go is written: from then on a failure leaves the source paused.</summary>
     private bool _committed;
+    /// <summary>Copy-storage only: the disks streamed alongside RAM.</summary>
+    private DiskStreaming? _disks;
 
     public MigrationResult Run(CancellationToken cancel)
     {
@@ -63,11 +65,13 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
                 // After Go the guest may already run on the destination: never resume here (see the exception).
                 throttle.Dispose();
                 tracker?.Dispose();
+                _disks?.Stop();
                 throw new MigrationOutcomeUnknownException(reason, e);
             }
             stream.TrySendAbort(reason);
             throttle.Dispose();
             tracker?.Dispose();
+            _disks?.Stop();
             if (paused)
                 machine.Resume();
             throw new MigrationException(reason, e);
@@ -88,6 +92,9 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
         BinaryPrimitives.WriteUInt32LittleEndian(hello, ProtocolVersion);
         BinaryPrimitives.WriteUInt64LittleEndian(hello.AsSpan(4), machine.Config.MemoryBytes);
         BinaryPrimitives.WriteUInt32LittleEndian(hello.AsSpan(12), (uint)machine.Config.CpuCount);
+        _disks = options.CopyStorage ? DiskStreaming.For(machine) : null;
+        if (_disks is not null)
+            hello = [.. hello, .. _disks.HelloExtension()];
         stream.WriteFrame(MigrationFrame.Hello, hello);
 
         tracker = new DirtyPageTracker(machine.Memory, machine.Vm);
@@ -99,6 +106,8 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
         tracker.MarkAll();
         var round = Stopwatch.StartNew();
         long before = stream.BytesWritten;
+        _disks?.Start();
+        _disks?.SendAll(stream, KeepGoing);
         pages.SendPending(tracker, skipZero: true, KeepGoing);
         stream.Flush();
         int rounds = 1;
@@ -113,13 +122,14 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
                 linkRate = sent / seconds;
             KilnLog.Debug($"migration: round {rounds}: {sent / 1e6:0.0} MB in {seconds * 1000:0} ms (at {total.Elapsed.TotalMilliseconds:0} ms)");
             long found = tracker.Collect();
-            double dirtyRate = found * (double)DirtyPageTracker.PageSize / seconds;
-            double expectedMs = tracker.PendingPages * (double)DirtyPageTracker.PageSize / linkRate * 1000;
+            double diskPending = _disks?.PendingBytes ?? 0; // changed since the last pass: dirty rate and backlog
+            double dirtyRate = (found * (double)DirtyPageTracker.PageSize + diskPending) / seconds;
+            double expectedMs = (tracker.PendingPages * (double)DirtyPageTracker.PageSize + diskPending) / linkRate * 1000;
             Report("precopy", rounds, stream.BytesWritten, tracker.PendingPages, dirtyRate, linkRate, expectedMs, throttle.Percent);
             // Fitting the budget is enough to stop, but not always the best moment: when the next round would
             // leave less than half as much behind (the guest dirties slower than the link carries), another round
             // shortens the downtime, down to a floor where it no longer pays.
-            double pendingBytes = tracker.PendingPages * (double)DirtyPageTracker.PageSize;
+            double pendingBytes = tracker.PendingPages * (double)DirtyPageTracker.PageSize + diskPending;
             bool worthAnotherRound = dirtyRate * (pendingBytes / linkRate) < pendingBytes / 2
                                      && expectedMs > DowntimeFloorMs && rounds < ExtraRoundsUpTo && rounds < options.MaxRounds - 1;
             if (expectedMs <= budgetMs && !worthAnotherRound)
@@ -144,6 +154,7 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
             round.Restart();
             before = stream.BytesWritten;
             pages.SendPending(tracker, skipZero: false, KeepGoing);
+            _disks?.SendDirty(stream, KeepGoing);
             stream.Flush();
             rounds++;
         }
@@ -161,6 +172,11 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
         long finalPages = tracker.PendingPages;
         pages.SendPending(tracker, skipZero: false, KeepGoing);
         phases.Mark("pages", downtime);
+        if (_disks is not null)
+        {
+            _disks.SendDirty(stream, KeepGoing); // the vCPUs and device workers are paused: nothing changes now
+            phases.Mark("disks", downtime);
+        }
         byte[] state = machine.SaveState();
         phases.Mark("save", downtime);
         stream.WriteFrame(MigrationFrame.State, state);
@@ -179,11 +195,15 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
         phases.Mark("resume", downtime);
         KilnLog.Debug($"switch-over: {phases}");
         Report("done", rounds, stream.BytesWritten, 0, 0, linkRate, downtime.Elapsed.TotalMilliseconds, throttled);
+        _disks?.Stop();
         return new MigrationResult(total.Elapsed, downtime.Elapsed, rounds, stream.BytesWritten, state.Length,
-            finalPages, throttled);
+            finalPages, throttled) { DiskBytesSent = _disks?.BytesSent ?? 0 };
     }
 
     private void Report(string phase, int round, long bytes, long remaining, double dirtyRate, double linkRate,
         double expectedMs, int throttle) =>
-        progress?.Invoke(new MigrationProgress(phase, round, bytes, remaining, dirtyRate, linkRate, expectedMs, throttle));
+        progress?.Invoke(new MigrationProgress(phase, round, bytes, remaining, dirtyRate, linkRate, expectedMs, throttle)
+        {
+            DiskBytesSent = _disks?.BytesSent ?? 0, DiskRemainingBytes = _disks?.PendingBytes ?? 0,
+        });
 }

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""bench/migrate/copy_storage.py: live migration with the disk copied (Kiln `migrate` with copyStorage, QEMU 7.2
+`migrate` with blk=true, its block migration), VMM to VMM on loopback, one run after the other, same guest and disk.
+
+The disk: a 1 GiB raw image holding --data-mib MiB of random data (the rest holes); the destination's image is
+absent for Kiln (its VMM creates it) and a fresh sparse file of the same size for QEMU (block migration needs one).
+Workloads: **idle** = `test=dirty mb=0 tick_ms=2` (only ticks; the disk is not touched), **writer** =
+`test=disk-writer tick_ms=2` (random 4 KiB writes over 16 MiB of the disk, each read back and checked). Columns as
+in run.py: total, seen (console gap), own (each VMM's downtime figure), plus the bytes each VMM reports sent.
+Both use a 300 ms downtime budget; QEMU's bandwidth cap is lifted. Prints the load average with the numbers."""
+import argparse
+import json
+import os
+import re
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from run import GUEST, ROOT, TOKEN, Output, Qmp, read, seen_gap, wait_for  # noqa: E402
+
+# QEMU's destination writes its block-migration progress on stdout; see first_guest_output.
+
+WORKLOADS = {"idle": "test=dirty mb=0 tick_ms=2", "writer": "test=disk-writer tick_ms=2"}
+DISK = 1 << 30
+
+
+def make_disk(path, data_mib):
+    with open(path, "wb") as f:
+        f.truncate(DISK)
+        # Data in 1 MiB pieces spread over the disk (every 4th MiB from 64 MiB on), so holes sit between them.
+        for i in range(data_mib):
+            f.seek((64 + i * 4) << 20)
+            f.write(os.urandom(1 << 20))
+
+
+def kiln_once(kiln, workload, tmp, src_disk):
+    cmdline = WORKLOADS[workload]
+    sock = os.path.join(tmp, "src.sock")
+    dst_err = os.path.join(tmp, "dst.err")
+    dst_disk = os.path.join(tmp, "dst.raw")
+    env = dict(os.environ, KILN_MIGRATION_TOKEN=TOKEN)
+    base = kiln + ["run", "--kernel", GUEST, "--memory", "256M", "--cmdline", cmdline]
+    dst = subprocess.Popen(base + ["--disk", dst_disk, "--incoming", "tcp:127.0.0.1:0"], env=env,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=open(dst_err, "w"))
+    src = subprocess.Popen(base + ["--disk", src_disk, "--control-socket", sock], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    src_o, dst_o = Output(src), Output(dst)
+    try:
+        wait_for(lambda: re.search(r"migration on tcp:127.0.0.1:(\d+)", read(dst_err)), 120, "the Kiln destination")
+        port = re.search(r"migration on tcp:127.0.0.1:(\d+)", read(dst_err)).group(1)
+        wait_for(lambda: "tick 3\n" in src_o.text() and os.path.exists(sock), 120, "the Kiln source guest")
+        time.sleep(1)
+        watch = socket.socket(socket.AF_UNIX)
+        watch.connect(sock)
+        wf = watch.makefile("rw")
+        wf.write('{"cmd":"watch"}\n')
+        wf.flush()
+        wf.readline()
+        ctl = socket.socket(socket.AF_UNIX)
+        ctl.connect(sock)
+        cf = ctl.makefile("rw")
+        cf.write(json.dumps({"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}", "token": TOKEN, "maxDowntimeMs": 300,
+                             "copyStorage": True}) + "\n")
+        cf.flush()
+        if not json.loads(cf.readline()).get("ok"):
+            raise RuntimeError("migrate refused")
+        watch.settimeout(600)
+        for line in wf:
+            e = json.loads(line)
+            if e["event"] == "migrated":
+                wait_for(lambda: dst_o.first() is not None, 10, "the destination's first output")
+                src.wait(10)
+                if "MISMATCH" in dst_o.text():
+                    raise RuntimeError("the guest found its disk damaged on the destination")
+                return e["totalMs"], e["downtimeMs"], e.get("round", 0), seen_gap(src_o, dst_o), e["bytesSent"]
+            if e["event"] == "migration-failed":
+                raise RuntimeError("Kiln migration failed: " + e.get("message", ""))
+        raise RuntimeError("the Kiln source closed its control socket")
+    finally:
+        for p in (src, dst):
+            p.kill()
+            p.wait()
+
+
+def first_guest_output(out):
+    """QEMU's destination prints its block-migration progress ("Receiving block device images", "Completed N %") on
+    stdout before the guest runs: the guest's first output is the first chunk after "Completed 100 %"."""
+    chunks = list(out.chunks)
+    for i, (_, data) in enumerate(chunks):
+        if b"Completed 100 %" in data:
+            return chunks[i + 1][0] if i + 1 < len(chunks) else None
+    return chunks[0][0] if chunks else None
+
+
+def qemu_once(workload, tmp, src_disk, bandwidth):
+    cmdline = WORKLOADS[workload]
+    dst_disk = os.path.join(tmp, "qdst.raw")
+    with open(dst_disk, "wb") as f:
+        f.truncate(DISK)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs, outs = [], {}
+    for role, disk in (("dst", dst_disk), ("src", src_disk)):
+        qmp = os.path.join(tmp, f"q{role}.qmp")
+        argv = ["qemu-system-x86_64", "-enable-kvm", "-M", "pc", "-m", "256", "-kernel", GUEST, "-append", cmdline,
+                "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-display", "none", "-nodefaults",
+                "-serial", "stdio", "-qmp", f"unix:{qmp},server=on,wait=off",
+                "-drive", f"file={disk},format=raw,if=none,id=d0,cache=writeback",
+                "-device", "virtio-blk-pci,drive=d0,disable-legacy=on"]
+        if role == "dst":
+            argv += ["-incoming", f"tcp:127.0.0.1:{port}"]
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        procs.append(p)
+        outs[role] = Output(p)
+    try:
+        wait_for(lambda: "tick 3\n" in outs["src"].text(), 120, "the QEMU source guest")
+        time.sleep(1)
+        qmp = Qmp(os.path.join(tmp, "qsrc.qmp"))
+        qmp.cmd("migrate-set-parameters", **{"downtime-limit": 300, "max-bandwidth": bandwidth})
+        qmp.cmd("migrate", uri=f"tcp:127.0.0.1:{port}", blk=True)
+        deadline = time.monotonic() + 600
+        disk_sent = 0
+        while time.monotonic() < deadline:
+            info = qmp.cmd("query-migrate")
+            disk_sent = max(disk_sent, info.get("disk", {}).get("transferred", 0))  # reported while it runs
+            if info.get("status") == "completed":
+                wait_for(lambda: first_guest_output(outs["dst"]) is not None, 10, "the destination's first output")
+                time.sleep(0.2)
+                sent = info.get("ram", {}).get("transferred", 0) + disk_sent
+                seen = (first_guest_output(outs["dst"]) - outs["src"].last()) * 1000
+                return (info["total-time"], info["downtime"], info.get("ram", {}).get("dirty-sync-count", 0), seen, sent)
+            if info.get("status") in ("failed", "cancelled"):
+                raise RuntimeError(f"QEMU migration {info.get('status')}: {info.get('error-desc', '')}")
+            time.sleep(0.05)
+        qmp.cmd("migrate_cancel")
+        return None
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kiln", default=os.path.join(ROOT, ".kiln-build", "kiln"), help="command that runs kiln")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--data-mib", type=int, default=128, help="MiB of data on the 1 GiB disk")
+    ap.add_argument("--qemu-bandwidth", type=int, default=100 << 30)
+    ap.add_argument("--workloads", default="idle,writer")
+    ap.add_argument("--vmms", default="kiln,qemu")
+    a = ap.parse_args()
+    subprocess.run(["make", "-s", "-C", os.path.join(ROOT, "guest")], check=True)
+    subprocess.run([os.path.join(ROOT, "kiln"), "--help"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kiln = shlex.split(a.kiln)
+    print(f"load average before: {os.getloadavg()[0]:.1f}; 1 GiB raw disk with {a.data_mib} MiB of data, 256 MiB RAM; "
+          f"{a.runs} runs each; medians")
+    print(f"{'workload':8} {'vmm':5} {'total ms':>9} {'seen ms':>8} {'own ms':>7} {'rounds':>7} {'MB sent':>8}   runs (total/seen/own)")
+    for workload in a.workloads.split(","):
+        results = {}
+        for vmm in a.vmms.split(","):
+            runs = []
+            for _ in range(a.runs):
+                with tempfile.TemporaryDirectory(prefix="kcsbench-", dir="/var/tmp") as tmp:
+                    src_disk = os.path.join(tmp, "src.raw")
+                    make_disk(src_disk, a.data_mib)
+                    r = kiln_once(kiln, workload, tmp, src_disk) if vmm == "kiln" else qemu_once(workload, tmp, src_disk, a.qemu_bandwidth)
+                runs.append(r)
+            done = [r for r in runs if r is not None]
+            if not done:
+                print(f"{workload:8} {vmm:5} did not converge")
+                continue
+            total = statistics.median(r[0] for r in done)
+            own = statistics.median(r[1] for r in done)
+            rounds = statistics.median(r[2] for r in done)
+            seen = statistics.median(r[3] for r in done)
+            sent = statistics.median(r[4] for r in done) / 1e6
+            results[vmm] = (total, seen)
+            detail = " ".join(f"{r[0]:.0f}/{r[3]:.1f}/{r[1]:.1f}" if r else "none" for r in runs)
+            print(f"{workload:8} {vmm:5} {total:9.0f} {seen:8.1f} {own:7.1f} {rounds:7.0f} {sent:8.1f}   {detail}")
+            sys.stdout.flush()
+        if "kiln" in results and "qemu" in results:
+            k, q = results["kiln"], results["qemu"]
+            print(f"{workload:8} kiln/qemu: total {k[0] / q[0]:.2f}x, seen downtime {k[1] / max(q[1], 0.001):.2f}x")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
