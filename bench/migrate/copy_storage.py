@@ -9,9 +9,7 @@ Workloads: **idle** = `test=dirty mb=0 tick_ms=2` (only ticks; the disk is not t
 in run.py: total, seen (console gap), own (each VMM's downtime figure), plus the bytes each VMM reports sent.
 Both use a 300 ms downtime budget; QEMU's bandwidth cap is lifted. Prints the load average with the numbers."""
 import argparse
-import json
 import os
-import re
 import shlex
 import socket
 import statistics
@@ -21,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from run import GUEST, ROOT, TOKEN, Output, Qmp, read, seen_gap, wait_for  # noqa: E402
+from run import GUEST, ROOT, Output, Qmp, kiln_migrate, seen_gap, wait_for  # noqa: E402
 
 # QEMU's destination writes its block-migration progress on stdout; see first_guest_output.
 
@@ -39,52 +37,12 @@ def make_disk(path, data_mib):
 
 
 def kiln_once(kiln, workload, tmp, src_disk):
-    cmdline = WORKLOADS[workload]
-    sock = os.path.join(tmp, "src.sock")
-    dst_err = os.path.join(tmp, "dst.err")
-    dst_disk = os.path.join(tmp, "dst.raw")
-    env = dict(os.environ, KILN_MIGRATION_TOKEN=TOKEN)
-    base = kiln + ["run", "--kernel", GUEST, "--memory", "256M", "--cmdline", cmdline]
-    dst = subprocess.Popen(base + ["--disk", dst_disk, "--incoming", "tcp:127.0.0.1:0"], env=env,
-                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=open(dst_err, "w"))
-    src = subprocess.Popen(base + ["--disk", src_disk, "--control-socket", sock], stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    src_o, dst_o = Output(src), Output(dst)
-    try:
-        wait_for(lambda: re.search(r"migration on tcp:127.0.0.1:(\d+)", read(dst_err)), 120, "the Kiln destination")
-        port = re.search(r"migration on tcp:127.0.0.1:(\d+)", read(dst_err)).group(1)
-        wait_for(lambda: "tick 3\n" in src_o.text() and os.path.exists(sock), 120, "the Kiln source guest")
-        time.sleep(1)
-        watch = socket.socket(socket.AF_UNIX)
-        watch.connect(sock)
-        wf = watch.makefile("rw")
-        wf.write('{"cmd":"watch"}\n')
-        wf.flush()
-        wf.readline()
-        ctl = socket.socket(socket.AF_UNIX)
-        ctl.connect(sock)
-        cf = ctl.makefile("rw")
-        cf.write(json.dumps({"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}", "token": TOKEN, "maxDowntimeMs": 300,
-                             "copyStorage": True}) + "\n")
-        cf.flush()
-        if not json.loads(cf.readline()).get("ok"):
-            raise RuntimeError("migrate refused")
-        watch.settimeout(600)
-        for line in wf:
-            e = json.loads(line)
-            if e["event"] == "migrated":
-                wait_for(lambda: dst_o.first() is not None, 10, "the destination's first output")
-                src.wait(10)
-                if "MISMATCH" in dst_o.text():
-                    raise RuntimeError("the guest found its disk damaged on the destination")
-                return e["totalMs"], e["downtimeMs"], e.get("round", 0), seen_gap(src_o, dst_o), e["bytesSent"]
-            if e["event"] == "migration-failed":
-                raise RuntimeError("Kiln migration failed: " + e.get("message", ""))
-        raise RuntimeError("the Kiln source closed its control socket")
-    finally:
-        for p in (src, dst):
-            p.kill()
-            p.wait()
+    argv = ["--kernel", GUEST, "--memory", "256M", "--cmdline", WORKLOADS[workload]]
+    e, src_o, dst_o = kiln_migrate(kiln, argv, tmp, src_disk=src_disk, dst_disk=os.path.join(tmp, "dst.raw"),
+                                   copy_storage=True, timeout=600)
+    if "MISMATCH" in dst_o.text():
+        raise RuntimeError("the guest found its disk damaged on the destination")
+    return e["totalMs"], e["downtimeMs"], e.get("round", 0), seen_gap(src_o, dst_o), e["bytesSent"]
 
 
 def first_guest_output(out):

@@ -82,15 +82,17 @@ def read(path):
 
 
 
-def kiln_once(kiln, memory, workload, tmp):
-    cmdline = WORKLOADS[workload]
+def kiln_migrate(kiln, argv, tmp, src_disk=None, dst_disk=None, copy_storage=False, timeout=300):
+    """One Kiln migration, VMM to VMM on loopback: a destination with --incoming, a source with a control socket,
+    `migrate` once the source's guest ticks. Returns the `migrated` event and the (source, destination) outputs."""
     sock = os.path.join(tmp, "src.sock")
-    src_out, dst_out, dst_err = (os.path.join(tmp, n) for n in ("src.out", "dst.out", "dst.err"))
+    dst_err = os.path.join(tmp, "dst.err")
     env = dict(os.environ, KILN_MIGRATION_TOKEN=TOKEN)
-    base = kiln + ["run", "--kernel", GUEST, "--memory", memory, "--cmdline", cmdline]
-    dst = subprocess.Popen(base + ["--incoming", "tcp:127.0.0.1:0"], env=env, stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=open(dst_err, "w"))
-    src = subprocess.Popen(base + ["--control-socket", sock], stdin=subprocess.DEVNULL,
+    base = kiln + ["run"] + argv
+    disk = lambda path: ["--disk", path] if path else []  # noqa: E731
+    dst = subprocess.Popen(base + disk(dst_disk) + ["--incoming", "tcp:127.0.0.1:0"], env=env,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=open(dst_err, "w"))
+    src = subprocess.Popen(base + disk(src_disk) + ["--control-socket", sock], stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     src_o, dst_o = Output(src), Output(dst)
     try:
@@ -107,17 +109,20 @@ def kiln_once(kiln, memory, workload, tmp):
         ctl = socket.socket(socket.AF_UNIX)
         ctl.connect(sock)
         cf = ctl.makefile("rw")
-        cf.write(json.dumps({"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}", "token": TOKEN, "maxDowntimeMs": 300}) + "\n")
+        request = {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}", "token": TOKEN, "maxDowntimeMs": 300}
+        if copy_storage:
+            request["copyStorage"] = True
+        cf.write(json.dumps(request) + "\n")
         cf.flush()
         if not json.loads(cf.readline()).get("ok"):
             raise RuntimeError("migrate refused")
-        watch.settimeout(300)
+        watch.settimeout(timeout)
         for line in wf:
             e = json.loads(line)
             if e["event"] == "migrated":
                 wait_for(lambda: dst_o.first() is not None, 10, "the destination's first output")
                 src.wait(10)
-                return e["totalMs"], e["downtimeMs"], e.get("round", 0), seen_gap(src_o, dst_o)
+                return e, src_o, dst_o
             if e["event"] == "migration-failed":
                 raise RuntimeError("Kiln migration failed: " + e.get("message", ""))
         raise RuntimeError("the Kiln source closed its control socket")
@@ -125,6 +130,11 @@ def kiln_once(kiln, memory, workload, tmp):
         for p in (src, dst):
             p.kill()
             p.wait()
+
+
+def kiln_once(kiln, memory, workload, tmp):
+    e, src_o, dst_o = kiln_migrate(kiln, ["--kernel", GUEST, "--memory", memory, "--cmdline", WORKLOADS[workload]], tmp)
+    return e["totalMs"], e["downtimeMs"], e.get("round", 0), seen_gap(src_o, dst_o)
 
 
 class Qmp:
