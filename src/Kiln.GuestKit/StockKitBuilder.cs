@@ -5,11 +5,13 @@ namespace Kiln.GuestKit;
 /// unpacked to an ELF vmlinux, which boots without the (emulated, slow) decompressor.</summary>
 public static class StockKitBuilder
 {
-    /// <summary>The modules /init loads; their dependencies come along from modules.dep.</summary>
+    /// <summary>The modules /init loads, in this order; their dependencies come along from modules.dep. crc32c_generic
+    /// is ext4's and jbd2's soft dependency (crypto-crc32c), which modules.dep does not list: without it ext4 cannot
+    /// mount. The generic one, because crc32c-intel runs SSE4.2 CRC32 at ring 0, which emulating hosts may lack.</summary>
     public static readonly string[] WantedModules =
     [
         "virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net", "virtio_console", "virtio_rng",
-        "vmw_vsock_virtio_transport", "ext4",
+        "vmw_vsock_virtio_transport", "crc32c_generic", "ext4",
     ];
 
     public static KitFiles Build(GuestKitOptions options, string? kernelVersion, Action<string> say)

@@ -69,6 +69,9 @@ internal static class SyscallFromPageFault
         context.Regs.Rsp = frame.Rsp;
         context.Regs.Rflags = (frame.Rflags & ~fmask & ~RflagsRf) | RflagsFixed;
         context.CompletedAs = Name;
+        if (KilnLog.DebugEnabled)
+            KilnLog.Debug($"SYSCALL from #PF: nr {context.Regs.Rax}, return 0x{context.Regs.Rcx:x}, r11 0x{context.Regs.R11:x}, " +
+                $"frame rflags 0x{frame.Rflags:x}, user rsp 0x{frame.Rsp:x}");
     }
 
     /// <summary>The 64-bit offset of IDT gate 14, or null when the IDT is too short for it.</summary>
