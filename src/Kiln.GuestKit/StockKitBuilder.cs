@@ -1,7 +1,7 @@
 namespace Kiln.GuestKit;
 
 /// <summary>`kiln guest-kit build --stock`: Debian's installed linux-image-amd64 kernel with an initramfs holding its
-/// virtio modules (decompressed, loaded by /init with insmod in dependency order) and busybox. The kernel is also
+/// virtio modules (decompressed, signatures stripped, loaded by /init with insmod in dependency order) and busybox. The kernel is also
 /// unpacked to an ELF vmlinux, which boots without the (emulated, slow) decompressor.</summary>
 public static class StockKitBuilder
 {
@@ -29,7 +29,7 @@ public static class StockKitBuilder
         var versions = new Dictionary<string, string>
         {
             ["kernel"] = version,
-            ["recipe"] = "2", // 2: also unpacks vmlinux
+            ["recipe"] = "3", // 2: also unpacks vmlinux; 3: modules without signatures
             ["kernel-image"] = new FileInfo(vmlinuz).Length + "@" + File.GetLastWriteTimeUtc(vmlinuz).Ticks,
             ["busybox"] = HostPackages.Version("busybox-static") ?? "?",
         };
@@ -44,7 +44,7 @@ public static class StockKitBuilder
         }
         Directory.CreateDirectory(dir);
         say($"guest-kit: packing {order.Count} modules of {version} into {dir}");
-        var files = order.Select(m => (ImagePath(m), ReadModule(Path.Combine(modulesDir, m)))).ToList();
+        var files = order.Select(m => (ImagePath(m), ModuleSignature.Strip(ReadModule(Path.Combine(modulesDir, m))))).ToList();
         byte[] busybox = File.ReadAllBytes(HostPackages.BusyboxPath);
         var applets = BusyboxInitramfs.LinkedApplets(BusyboxInitramfs.HostApplets(HostPackages.BusyboxPath));
         BusyboxInitramfs.WriteBoth(dir, s => BusyboxInitramfs.Write(s, busybox, applets, init, files));
