@@ -42,6 +42,8 @@ public sealed partial class LinuxStockKernelTests(ITestOutputHelper log) : IDisp
         string ns = "kst" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
         Assert.Equal(0, Ip("netns", "add", ns).ExitCode);
         StreamingProcess.Result r;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        TimeSpan? markerAt = null;
         try
         {
             Assert.Equal(0, Ip("-n", ns, "tuntap", "add", "dev", "ks0", "mode", "tap").ExitCode);
@@ -51,13 +53,19 @@ public sealed partial class LinuxStockKernelTests(ITestOutputHelper log) : IDisp
                 "--initrd", Path.Combine(dir, "initramfs.cpio"), "--memory", "256M", "--disk", disk + ",format=raw",
                 "--net", "tap=ks0", "--rng", "--stats", "--no-reboot",
                 "--cmdline", global::Kiln.GuestKit.GuestKitOptions.StockRecommendedCmdline + " kiln.ready=poweroff",
-            ], TimeSpan.FromMinutes(45), LinuxKit.IsPanic);
+            ], TimeSpan.FromMinutes(45), line =>
+            {
+                if (markerAt is null && line.Contains("KILN-INIT-READY", StringComparison.Ordinal))
+                    markerAt = clock.Elapsed;
+                return LinuxKit.IsPanic(line);
+            });
         }
         finally
         {
             Ip("netns", "del", ns);
         }
-        log.WriteLine($"exit {r.ExitCode} in {r.Elapsed.TotalSeconds:F1} s\n--- stdout\n{r.Stdout}\n--- stderr\n{r.Stderr}");
+        log.WriteLine($"marker after {markerAt?.TotalSeconds:F1} s; exit {r.ExitCode} in {r.Elapsed.TotalSeconds:F1} s " +
+            $"(load average {File.ReadAllText("/proc/loadavg").Trim()})\n--- stdout\n{r.Stdout}\n--- stderr\n{r.Stderr}");
 
         Assert.False(r.TimedOut, "the stock kernel did not power off in time");
         Assert.DoesNotContain("Kernel panic", r.Stdout);
