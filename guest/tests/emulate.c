@@ -1,8 +1,8 @@
 /*
  * test=emulate: runs, at ring 0 (service RING0_CALL), the instructions a PVM host's KVM cannot emulate and the
  * VMM completes instead: FNINIT, FLDCW/FNSTCW, FNSTSW (AX and m16), FNCLEX, FWAIT, EMMS, LDMXCSR/STMXCSR,
- * FXSAVE/FXRSTOR, XSAVE/XRSTOR (when the CPU has XSAVE: sets CR4.OSXSAVE and XCR0 = x87|SSE), CMPXCHG16B and
- * INT3 (through a #BP gate this test installs). Ring 0 is emulated, so every one of them reaches Kiln's fallback.
+ * FXSAVE/FXRSTOR, XSAVE/XRSTOR (when the CPU has XSAVE: sets CR4.OSXSAVE and XCR0 = x87|SSE), CMPXCHG16B,
+ * INT3 (through a #BP gate this test installs) and STAC/CLAC (when CPUID has SMAP). Ring 0 is emulated, so every one of them reaches Kiln's fallback.
  * Prints "emulate ok" and returns 0, or one line per failed check and returns 1.
  *
  * The ring-0 functions are integer-only C (target general-regs-only) with the instructions in inline asm; the
@@ -20,6 +20,7 @@ static struct {
     const char *what[MAX_FAILS];
     uint64_t got[MAX_FAILS], want[MAX_FAILS];
     int xsave;                      /* 1 if the XSAVE checks ran */
+    int smap;                       /* 1 if the STAC/CLAC checks ran */
 } result;
 
 static uint8_t saved[512] __attribute__((aligned(64)));
@@ -182,6 +183,26 @@ RING0 static void xsave_checks(void)
     check("xrstor init sse: xmm1", get64(out + 176), 0);
 }
 
+RING0 static uint64_t rflags(void)
+{
+    uint64_t f;
+    __asm__ volatile("pushfq; popq %0" : "=r"(f));
+    return f;
+}
+
+RING0 static void smap_checks(void)
+{
+    uint32_t a, b, c, d;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
+    if (!(b & (1u << 20)))
+        return;
+    result.smap = 1;
+    __asm__ volatile("stac" ::: "cc");
+    check("stac: rflags.ac", rflags() & (1ull << 18), 1ull << 18);
+    __asm__ volatile("clac" ::: "cc");
+    check("clac: rflags.ac", rflags() & (1ull << 18), 0);
+}
+
 RING0 static uint64_t ring0_body(void)
 {
     __asm__ volatile("fxsave64 (%0)" : : "r"(saved) : "memory");
@@ -190,6 +211,7 @@ RING0 static uint64_t ring0_body(void)
     cmpxchg16b_checks();
     int3_checks();
     xsave_checks();
+    smap_checks();
     __asm__ volatile("fxrstor64 (%0)" : : "r"(saved) : "memory");
     return 0x600d;
 }
@@ -204,6 +226,8 @@ int test_emulate(const char *cmdline)
     }
     if (!result.xsave)
         puts("emulate: no XSAVE in CPUID, XSAVE/XRSTOR skipped");
+    if (!result.smap)
+        puts("emulate: no SMAP in CPUID, STAC/CLAC skipped");
     for (int i = 0; i < result.count; i++)
         printf("emulate FAIL %s: got 0x%lx want 0x%lx\n", result.what[i], result.got[i], result.want[i]);
     if (result.count)

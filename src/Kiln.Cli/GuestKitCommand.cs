@@ -51,7 +51,7 @@ public static class GuestKitCommand
         if (kit.Bzimage is not null)
             output.WriteLine($"  bzImage    {kit.Bzimage}");
         output.WriteLine($"  initramfs  {kit.Initramfs} (gzip: {kit.InitramfsGzip})");
-        string cmdline = settings.Stock ? "console=ttyS0 reboot=k panic=1" : GuestKitOptions.RecommendedCmdline;
+        string cmdline = settings.Stock ? GuestKitOptions.StockRecommendedCmdline : GuestKitOptions.RecommendedCmdline;
         output.WriteLine($"  boot with  {kit.RunCommand(cmdline)}");
         return 0;
     }

@@ -67,11 +67,24 @@ public static class InitScript
     /// <summary>/init of the busybox initramfs for the kit kernel (everything built in).</summary>
     public static string Busybox { get; } = "#!/bin/sh\n" + Mounts + "\n" + ReadyAndShell + "\n";
 
+    /// <summary>What the stock /init prints once its modules are loaded: the block devices and network interfaces
+    /// the kernel then has (comma-separated names), so a test sees that the virtio drivers found their devices.</summary>
+    public const string DevicesMarker = "KILN-STOCK-DEVICES";
+
+    // Shell builtins only (no forks): the names under /sys/block and /sys/class/net.
+    private const string ListDevices = """
+        blk=
+        for d in /sys/block/*; do [ -e "$d" ] && blk="$blk${blk:+,}${d##*/}"; done
+        net=
+        for d in /sys/class/net/*; do [ -e "$d" ] && net="$net${net:+,}${d##*/}"; done
+        echo "KILN-STOCK-DEVICES block=$blk net=$net"
+        """;
+
     /// <summary>/init of the initramfs for Debian's stock kernel: loads the given modules (paths in the image, in
-    /// dependency order) before the usual start-up.</summary>
+    /// dependency order) before the usual start-up, and lists the devices they found.</summary>
     public static string Stock(IEnumerable<string> modulesInOrder)
     {
         var loads = string.Join('\n', modulesInOrder.Select(m => $"insmod {m} || echo \"kiln: insmod {m} failed\""));
-        return "#!/bin/sh\n" + Mounts + "\n" + loads + "\n" + ReadyAndShell + "\n";
+        return "#!/bin/sh\n" + Mounts + "\n" + loads + "\n" + ListDevices + "\n" + ReadyAndShell + "\n";
     }
 }

@@ -20,4 +20,17 @@ public sealed record GuestKitOptions(string CacheRoot, int Jobs)
     /// an emulated boot (the kit is a test guest; the guest's own hardening is its choice).</summary>
     public const string RecommendedCmdline =
         "console=ttyS0 reboot=k panic=1 noxsave clearcpuid=xsave,avx,avx2,avx512f,cx16,popcnt,fsgsbase,smap,pku,pcid,invpcid,rdrand,rdseed,erms,fsrm rodata=off tsc=reliable no_timer_check quiet";
+
+    /// <summary>Kernel command line for Debian's stock kernel (`--stock` kits) on an emulating (PVM) KVM host: that of
+    /// the kit kernel, except that SMAP stays on (the stock kernel is not PVM-aware, so its system calls arrive as
+    /// page faults at LSTAR, and Kiln completes them where the #PF entry runs CLAC: without SMAP that CLAC is a NOP
+    /// and every system call kills its process), plus `mitigations=off nopti` (no CR3 switch per system call and
+    /// exception, fewer alternatives; a test guest's hardening is its own choice). `ssse3` off: the stock kernel's
+    /// built-in BLAKE2s (the random pool) would otherwise run SSSE3 code at ring 0, which KVM's emulator cannot.
+    /// `nowatchdog`: the soft-lockup watchdog fires during the long emulated initcalls and each report (a symbolised
+    /// stack trace) costs more emulated time. `cryptomgr.notests`: no self-test of each crypto algorithm as it registers
+    /// (the RSA ones ran for minutes of emulated bignum code and still timed out loading the built-in X.509 keys).</summary>
+    public const string StockRecommendedCmdline =
+        "console=ttyS0 reboot=k panic=1 noxsave clearcpuid=xsave,avx,avx2,avx512f,cx16,popcnt,ssse3,fsgsbase,pku,pcid,invpcid,rdrand,rdseed,erms,fsrm " +
+        "rodata=off tsc=reliable no_timer_check mitigations=off nopti nowatchdog cryptomgr.notests quiet";
 }

@@ -1,15 +1,17 @@
 namespace Kiln.GuestKit;
 
 /// <summary>`kiln guest-kit build --stock`: Debian's installed linux-image-amd64 kernel with an initramfs holding its
-/// virtio modules (decompressed, loaded by /init with insmod in dependency order) and busybox. The kernel is also
+/// virtio modules (decompressed, signatures stripped, loaded by /init with insmod in dependency order) and busybox. The kernel is also
 /// unpacked to an ELF vmlinux, which boots without the (emulated, slow) decompressor.</summary>
 public static class StockKitBuilder
 {
-    /// <summary>The modules /init loads; their dependencies come along from modules.dep.</summary>
+    /// <summary>The modules /init loads, in this order; their dependencies come along from modules.dep. crc32c_generic
+    /// is ext4's and jbd2's soft dependency (crypto-crc32c), which modules.dep does not list: without it ext4 cannot
+    /// mount. The generic one, because crc32c-intel runs SSE4.2 CRC32 at ring 0, which emulating hosts may lack.</summary>
     public static readonly string[] WantedModules =
     [
         "virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net", "virtio_console", "virtio_rng",
-        "vmw_vsock_virtio_transport", "ext4",
+        "vmw_vsock_virtio_transport", "crc32c_generic", "ext4",
     ];
 
     public static KitFiles Build(GuestKitOptions options, string? kernelVersion, Action<string> say)
@@ -27,7 +29,7 @@ public static class StockKitBuilder
         var versions = new Dictionary<string, string>
         {
             ["kernel"] = version,
-            ["recipe"] = "2", // 2: also unpacks vmlinux
+            ["recipe"] = "3", // 2: also unpacks vmlinux; 3: modules without signatures
             ["kernel-image"] = new FileInfo(vmlinuz).Length + "@" + File.GetLastWriteTimeUtc(vmlinuz).Ticks,
             ["busybox"] = HostPackages.Version("busybox-static") ?? "?",
         };
@@ -42,7 +44,7 @@ public static class StockKitBuilder
         }
         Directory.CreateDirectory(dir);
         say($"guest-kit: packing {order.Count} modules of {version} into {dir}");
-        var files = order.Select(m => (ImagePath(m), ReadModule(Path.Combine(modulesDir, m)))).ToList();
+        var files = order.Select(m => (ImagePath(m), ModuleSignature.Strip(ReadModule(Path.Combine(modulesDir, m))))).ToList();
         byte[] busybox = File.ReadAllBytes(HostPackages.BusyboxPath);
         var applets = BusyboxInitramfs.LinkedApplets(BusyboxInitramfs.HostApplets(HostPackages.BusyboxPath));
         BusyboxInitramfs.WriteBoth(dir, s => BusyboxInitramfs.Write(s, busybox, applets, init, files));

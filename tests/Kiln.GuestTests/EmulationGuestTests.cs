@@ -4,7 +4,7 @@ using Xunit.Abstractions;
 namespace Kiln.GuestTests;
 
 /// <summary>Kiln's instruction fallback, end to end: test=emulate runs x87/SSE/XSAVE state instructions,
-/// CMPXCHG16B and INT3 at ring 0. On a PVM host KVM's emulator cannot run them, so Kiln completes them;
+/// CMPXCHG16B, INT3 and STAC/CLAC at ring 0. On a PVM host KVM's emulator cannot run them, so Kiln completes them;
 /// QEMU+KVM cannot run this guest there.</summary>
 public sealed class EmulationGuestTests(ITestOutputHelper log)
 {

@@ -11,6 +11,7 @@ internal sealed class EmulationContext
     private readonly List<(ulong Physical, byte[] Data)> _writes = [];
     private byte[]? _xsave;
     private bool _xsaveDirty;
+    private bool _sregsDirty;
 
     public EmulationContext(IVcpuState state, in Instruction instruction, in KvmRegs regs, in KvmSregs sregs, int bitness)
     {
@@ -25,12 +26,15 @@ internal sealed class EmulationContext
     public IVcpuState State { get; }
     public Instruction Instruction { get; }
     public KvmRegs Regs;
-    public KvmSregs Sregs { get; }
+    public KvmSregs Sregs { get; private set; }
     public int Bitness { get; }
     public LinearMemory Memory { get; }
 
     /// <summary>A trap the instruction raises after completing (INT3): injected after RIP has advanced.</summary>
     public GuestException? Trap { get; set; }
+
+    /// <summary>What to count the instruction as when it did something other than its plain effect.</summary>
+    public string? CompletedAs { get; set; }
 
     public int Cpl => Sregs.Cs.Selector & 3;
     public bool LongMode64 => Bitness == 64;
@@ -39,6 +43,13 @@ internal sealed class EmulationContext
     public byte[] Xsave => _xsave ??= State.GetXsave();
 
     public void MarkXsaveDirty() => _xsaveDirty = true;
+
+    /// <summary>New segment and control state, written back on commit (before the registers).</summary>
+    public void ReplaceSregs(in KvmSregs sregs)
+    {
+        Sregs = sregs;
+        _sregsDirty = true;
+    }
 
     public ulong Xcr0 => State.GetXcr0();
 
@@ -62,6 +73,8 @@ internal sealed class EmulationContext
                 throw new NotEmulatedException($"write to guest-physical 0x{physical:x} left RAM"); // checked when planned
         if (_xsaveDirty && _xsave is not null)
             State.SetXsave(_xsave);
+        if (_sregsDirty)
+            State.SetSregs(Sregs);
         State.SetRegs(Regs);
         if (Trap is { } trap)
             State.InjectException(trap);

@@ -21,6 +21,7 @@ public static class FallbackEmulator
         (XsaveInstructions.Handles, XsaveInstructions.Execute),
         (Cmpxchg16b.Handles, Cmpxchg16b.Execute),
         (BitCount.Handles, BitCount.Execute),
+        (SmapControl.Handles, SmapControl.Execute),
     ];
 
     public static EmulationOutcome Run(IVcpuState state)
@@ -55,7 +56,7 @@ public static class FallbackEmulator
                     committing = true;
                     context.Commit();
                 }
-                return new EmulationOutcome(true, name, null);
+                return new EmulationOutcome(true, context.CompletedAs ?? name, null);
             }
             catch (GuestFaultException fault)
             {

@@ -9,6 +9,10 @@ public interface IVcpuState
     KvmRegs GetRegs();
     void SetRegs(in KvmRegs regs);
     KvmSregs GetSregs();
+    void SetSregs(in KvmSregs sregs);
+
+    /// <summary>One model-specific register (KVM_GET_MSRS); 0 when KVM does not have it.</summary>
+    ulong GetMsr(uint index);
 
     /// <summary>The vCPU's extended state in the standard (non-compacted) XSAVE format, as KVM_GET_XSAVE returns it:
     /// legacy FXSAVE region at 0, header (XSTATE_BV, XCOMP_BV) at 512, components at their standard offsets.</summary>

@@ -12,6 +12,13 @@ internal sealed class KvmVcpuState(Vcpu vcpu, GuestMemory memory) : IVcpuState
     public KvmRegs GetRegs() => vcpu.GetRegs();
     public void SetRegs(in KvmRegs regs) => vcpu.SetRegs(regs);
     public KvmSregs GetSregs() => vcpu.GetSregs();
+    public void SetSregs(in KvmSregs sregs) => vcpu.SetSregs(sregs);
+
+    public ulong GetMsr(uint index)
+    {
+        Span<KvmMsrEntry> entry = [new KvmMsrEntry { Index = index }];
+        return vcpu.GetMsrs(entry) == 1 ? entry[0].Data : 0;
+    }
 
     public byte[] GetXsave()
     {

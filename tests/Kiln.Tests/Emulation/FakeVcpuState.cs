@@ -17,7 +17,8 @@ internal sealed class FakeVcpuState : IVcpuState
     public byte[] Xsave = new byte[4096];
     public ulong Xcr0 = 3;
     public readonly List<GuestException> Injected = [];
-    public int SetRegsCalls, SetXsaveCalls;
+    public int SetRegsCalls, SetXsaveCalls, SetSregsCalls;
+    public readonly Dictionary<uint, ulong> Msrs = [];
 
     public FakeVcpuState()
     {
@@ -45,6 +46,8 @@ internal sealed class FakeVcpuState : IVcpuState
     public KvmRegs GetRegs() => Regs;
     public void SetRegs(in KvmRegs regs) { Regs = regs; SetRegsCalls++; }
     public KvmSregs GetSregs() => Sregs;
+    public void SetSregs(in KvmSregs sregs) { Sregs = sregs; SetSregsCalls++; }
+    public ulong GetMsr(uint index) => Msrs.GetValueOrDefault(index);
     public byte[] GetXsave() => (byte[])Xsave.Clone();
     public void SetXsave(byte[] xsave) { Xsave = (byte[])xsave.Clone(); SetXsaveCalls++; }
     public ulong GetXcr0() => Xcr0;
