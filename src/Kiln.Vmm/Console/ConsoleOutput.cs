@@ -16,6 +16,7 @@ public sealed class ConsoleOutput : ISerialOutput, IDisposable
     private byte[] _spare = new byte[4096];
     private int _count;
     private bool _writerWaiting;
+    private bool _writing; // a taken batch is still on its way to the descriptor
     private bool _closed;
     private bool _broken;
 
@@ -50,12 +51,13 @@ public sealed class ConsoleOutput : ISerialOutput, IDisposable
             Write(b);
     }
 
-    /// <summary>Waits until everything written so far has reached the descriptor.</summary>
+    /// <summary>Waits until everything written so far has reached the descriptor (not just left the buffer: the
+    /// writer may still be writing the batch it took, and a VMM that exits right after a save must not lose it).</summary>
     public void Flush()
     {
         lock (_lock)
         {
-            while (_count > 0 && !_broken)
+            while ((_count > 0 || _writing) && !_broken)
             {
                 Monitor.PulseAll(_lock);
                 Monitor.Wait(_lock, 50);
@@ -84,9 +86,15 @@ public sealed class ConsoleOutput : ISerialOutput, IDisposable
                 _pending = _spare;
                 _spare = batch;
                 _count = 0;
-                Monitor.PulseAll(_lock); // flushers and writers held by back-pressure
+                _writing = true;
+                Monitor.PulseAll(_lock); // writers held by back-pressure
             }
             WriteOut(batch.AsSpan(0, length));
+            lock (_lock)
+            {
+                _writing = false;
+                Monitor.PulseAll(_lock); // flushers
+            }
             // A short pause lets a fast stream accumulate, so a guest printing byte by byte costs one write per
             // millisecond rather than one per byte.
             Thread.Sleep(1);
