@@ -26,6 +26,7 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 GUEST = os.path.join(ROOT, "guest", "build", "testguest.elf")
 TOKEN = "bench-migrate-token"
+DEBUG = False  # --debug: kiln runs with --debug and its migration lines are printed
 WORKLOADS = {"idle": "test=dirty mb=0 tick_ms=2", "dirty": "test=dirty mb=64 tick_ms=2"}
 
 
@@ -92,8 +93,9 @@ def kiln_migrate(kiln, argv, tmp, src_disk=None, dst_disk=None, copy_storage=Fal
     disk = lambda path: ["--disk", path] if path else []  # noqa: E731
     dst = subprocess.Popen(base + disk(dst_disk) + ["--incoming", "tcp:127.0.0.1:0"], env=env,
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=open(dst_err, "w"))
+    src_err = os.path.join(tmp, "src.err")
     src = subprocess.Popen(base + disk(src_disk) + ["--control-socket", sock], stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.PIPE, stderr=open(src_err, "w"))
     src_o, dst_o = Output(src), Output(dst)
     try:
         wait_for(lambda: re.search(r"migration on tcp:127.0.0.1:(\d+)", read(dst_err)), 120, "the Kiln destination")
@@ -122,6 +124,11 @@ def kiln_migrate(kiln, argv, tmp, src_disk=None, dst_disk=None, copy_storage=Fal
             if e["event"] == "migrated":
                 wait_for(lambda: dst_o.first() is not None, 10, "the destination's first output")
                 src.wait(10)
+                if DEBUG:
+                    for name, path in (("source", src_err), ("destination", dst_err)):
+                        for line in read(path).splitlines():
+                            if "migration" in line or "switch-over" in line:
+                                print(f"  [{name}] {line}", file=sys.stderr)
                 return e, src_o, dst_o
             if e["event"] == "migration-failed":
                 raise RuntimeError("Kiln migration failed: " + e.get("message", ""))
@@ -207,16 +214,20 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--qemu-bandwidth", type=int, default=100 << 30, help="QEMU max-bandwidth in bytes/s")
     ap.add_argument("--workloads", default="idle,dirty")
+    ap.add_argument("--vmms", default="kiln,qemu")
+    ap.add_argument("--debug", action="store_true", help="run kiln with --debug and print its migration timings")
     a = ap.parse_args()
+    global DEBUG
+    DEBUG = a.debug
     subprocess.run(["make", "-s", "-C", os.path.join(ROOT, "guest")], check=True)
     # The ./kiln launcher rebuilds .kiln-build when the sources changed; calling the build directly would not.
     subprocess.run([os.path.join(ROOT, "kiln"), "--help"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    kiln = shlex.split(a.kiln)
+    kiln = shlex.split(a.kiln) + (["--debug"] if a.debug else [])
     print(f"load average before: {os.getloadavg()[0]:.1f}; guest RAM {a.memory}; {a.runs} runs each; medians")
     print(f"{'workload':8} {'vmm':5} {'total ms':>9} {'seen ms':>8} {'own ms':>7} {'rounds':>7}   runs (total/seen/own)")
     for workload in a.workloads.split(","):
         results = {}
-        for vmm in ("kiln", "qemu"):
+        for vmm in a.vmms.split(","):
             runs = []
             for _ in range(a.runs):
                 with tempfile.TemporaryDirectory(prefix="kmigbench-") as tmp:

@@ -6,6 +6,7 @@ namespace Kiln.Interop;
 public static unsafe partial class Poll
 {
     public const short POLLIN = 0x001;
+    public const short POLLOUT = 0x004;
     public const short POLLERR = 0x008;
     public const short POLLHUP = 0x010;
 
