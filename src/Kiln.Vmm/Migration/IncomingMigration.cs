@@ -73,19 +73,28 @@ public sealed class IncomingMigration : IDisposable
             disks?.Attach(machine);
             var local = new Stopwatch();
             byte[] buffer = new byte[1 << 20];
+            var scratch = new PageFrame.Scratch();
             while (true)
             {
-                var (type, payload) = stream.ReadFrameInto(ref buffer);
-                BytesReceived += payload.Length + 5;
+                var (type, length) = stream.ReadHeader();
+                BytesReceived += length + 5;
                 if (type == MigrationFrame.Pages)
                 {
                     disks?.FlushIfWritten(); // a round's disk blocks are complete: made durable now, not in the downtime
-                    ApplyPages(machine.Memory, payload.Span);
+                    PageFrame.Receive(stream, length, machine.Memory, scratch);
                     continue;
                 }
+                var payload = stream.ReadPayloadInto(type, length, ref buffer);
                 if (type == MigrationFrame.DiskBlocks)
                 {
                     (disks ?? throw new MigrationException("protocol error: disk blocks without a disk table")).Apply(payload.Span);
+                    continue;
+                }
+                if (type == MigrationFrame.Sync)
+                {
+                    // Everything before it is applied: the source may now measure the round and decide to pause.
+                    stream.WriteFrame(MigrationFrame.Synced, []);
+                    stream.Flush();
                     continue;
                 }
                 if (type != MigrationFrame.State)
@@ -159,44 +168,6 @@ public sealed class IncomingMigration : IDisposable
             throw new MigrationException(
                 $"the source's guest has {memory >> 20} MiB and {cpus} vCPUs, this VMM was started with " +
                 $"{config.MemoryBytes >> 20} MiB and {config.CpuCount}");
-    }
-
-    /// <summary>Writes one Pages frame into RAM. Every entry is checked before use: its bounds in the payload, the
-    /// page's alignment, and that the page is guest RAM.</summary>
-    internal static void ApplyPages(GuestMemory memory, ReadOnlySpan<byte> payload)
-    {
-        const int page = DirtyPageTracker.PageSize;
-        if (payload.Length < 4)
-            throw new MigrationException("protocol error: short Pages frame");
-        uint count = BinaryPrimitives.ReadUInt32LittleEndian(payload);
-        int at = 4;
-        for (uint i = 0; i < count; i++)
-        {
-            if (payload.Length - at < 9)
-                throw new MigrationException("protocol error: truncated Pages frame");
-            ulong address = BinaryPrimitives.ReadUInt64LittleEndian(payload[at..]);
-            byte kind = payload[at + 8];
-            at += 9;
-            if (address % page != 0 || !memory.IsValid(new GuestAddress(address), page))
-                throw new MigrationException($"protocol error: page 0x{address:x} is not a page of guest RAM");
-            var target = memory.GetSpan(new GuestAddress(address), page);
-            switch (kind)
-            {
-                case 0:
-                    if (payload.Length - at < page)
-                        throw new MigrationException("protocol error: truncated Pages frame");
-                    payload.Slice(at, page).CopyTo(target);
-                    at += page;
-                    break;
-                case 1:
-                    target.Clear();
-                    break;
-                default:
-                    throw new MigrationException($"protocol error: page kind {kind}");
-            }
-        }
-        if (at != payload.Length)
-            throw new MigrationException("protocol error: trailing bytes in a Pages frame");
     }
 
     public void Dispose() => _listener.Dispose();

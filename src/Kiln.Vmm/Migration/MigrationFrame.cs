@@ -1,9 +1,9 @@
 namespace Kiln.Vmm.Migration;
 
 /// <summary>The migration stream: after the handshake (<see cref="MigrationAuth"/>) both sides exchange frames of
-/// [type: u8][length: u32 LE][payload]. Source to destination: Hello, Pages* and DiskBlocks* (copy-storage), State,
-/// then Go once the destination
-/// said Ready; destination to source: Ready, then Resumed once its vCPUs run. Either side may send Abort with a
+/// [type: u8][length: u32 LE][payload]. Source to destination: Hello, Pages* and DiskBlocks* (copy-storage) with a
+/// Sync after each pre-copy round, State, then Go once the destination said Ready; destination to source: Synced for
+/// each Sync, Ready, then Resumed once its vCPUs run. Either side may send Abort with a
 /// UTF-8 reason instead.</summary>
 public enum MigrationFrame : byte
 {
@@ -11,7 +11,7 @@ public enum MigrationFrame : byte
     /// copy-storage a disk table follows (<see cref="DiskStreaming.HelloExtension"/>).</summary>
     Hello = 1,
 
-    /// <summary>u32 count, then count x (u64 guest-physical address, u8 kind: 0 data + 4096 bytes, 1 zero page).</summary>
+    /// <summary>Guest pages: a table of addresses, then the data (<see cref="PageFrame"/>).</summary>
     Pages = 2,
 
     /// <summary>The machine's device and CPU state (<see cref="Machine.SaveState"/>).</summary>
@@ -32,4 +32,10 @@ public enum MigrationFrame : byte
     /// <summary>Copy-storage: u32 disk index, u32 count, then count x (u64 offset, u32 length, u8 kind: 0 data +
     /// length bytes, 1 zero range) (<see cref="DiskReceiver.Apply"/>).</summary>
     DiskBlocks = 8,
+
+    /// <summary>Source, at the end of a pre-copy round: answer Synced once everything before this is applied.</summary>
+    Sync = 9,
+
+    /// <summary>Destination: everything before the Sync is applied.</summary>
+    Synced = 10,
 }

@@ -11,7 +11,7 @@ namespace Kiln.Vmm.Migration;
 /// Go and before the destination's Resumed leaves it paused (<see cref="MigrationOutcomeUnknownException"/>).</summary>
 public sealed class MigrationSource(Machine machine, MigrationOptions options, Action<MigrationProgress>? progress = null)
 {
-    public const uint ProtocolVersion = 1;
+    public const uint ProtocolVersion = 2;
 
     /// <summary>A link rate assumed until a round moved enough bytes to measure one (1 Gbit/s).</summary>
     private const double DefaultLinkRate = 125e6;
@@ -109,7 +109,7 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
         _disks?.Start();
         _disks?.SendAll(stream, KeepGoing);
         pages.SendPending(tracker, skipZero: true, KeepGoing);
-        stream.Flush();
+        EndRound(stream);
         int rounds = 1;
         long previousPending = long.MaxValue;
         int stalledAtMax = 0;
@@ -128,9 +128,11 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
             Report("precopy", rounds, stream.BytesWritten, tracker.PendingPages, dirtyRate, linkRate, expectedMs, throttle.Percent);
             // Fitting the budget is enough to stop, but not always the best moment: when the next round would
             // leave less than half as much behind (the guest dirties slower than the link carries), another round
-            // shortens the downtime, down to a floor where it no longer pays.
+            // shortens the downtime, down to a floor where it no longer pays. The first round's rate says little
+            // about the next: it is slowed by the destination touching its RAM for the first time. So a second
+            // round always runs (as QEMU's iterative stage does), and the decision is made on its rate.
             double pendingBytes = tracker.PendingPages * (double)DirtyPageTracker.PageSize + diskPending;
-            bool worthAnotherRound = dirtyRate * (pendingBytes / linkRate) < pendingBytes / 2
+            bool worthAnotherRound = (rounds == 1 || dirtyRate * (pendingBytes / linkRate) < pendingBytes / 2)
                                      && expectedMs > DowntimeFloorMs && rounds < ExtraRoundsUpTo && rounds < options.MaxRounds - 1;
             if (expectedMs <= budgetMs && !worthAnotherRound)
                 break;
@@ -155,7 +157,7 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
             before = stream.BytesWritten;
             pages.SendPending(tracker, skipZero: false, KeepGoing);
             _disks?.SendDirty(stream, KeepGoing);
-            stream.Flush();
+            EndRound(stream);
             rounds++;
         }
 
@@ -198,6 +200,16 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
         _disks?.Stop();
         return new MigrationResult(total.Elapsed, downtime.Elapsed, rounds, stream.BytesWritten, state.Length,
             finalPages, throttled) { DiskBytesSent = _disks?.BytesSent ?? 0 };
+    }
+
+    /// <summary>Waits until the destination has applied the round. Without this the link rate would count bytes
+    /// still queued in socket buffers, and the destination's backlog (first-touch page faults) would land in the
+    /// downtime after the pause.</summary>
+    private static void EndRound(MigrationStream stream)
+    {
+        stream.WriteFrame(MigrationFrame.Sync, []);
+        stream.Flush();
+        stream.Expect(MigrationFrame.Synced);
     }
 
     private void Report(string phase, int round, long bytes, long remaining, double dirtyRate, double linkRate,
