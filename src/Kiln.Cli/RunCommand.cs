@@ -96,6 +96,8 @@ public static class RunCommand
             NoReboot = settings.NoReboot, Disks = settings.Disks, Nics = settings.Nics, Rng = settings.Rng, Console = settings.Console,
             Transport = settings.Transport,
         };
+        if (settings.Incoming is not null)
+            CheckIncomingDisks(settings.Disks);
         using var incoming = settings.Incoming is null ? null : IncomingOption.Listen(settings.Incoming,
             settings.IncomingTokenFile, settings.IncomingTlsCert, settings.IncomingTlsKey, settings.IncomingTimeout);
         VmmRunner.MachineFactory? first = incoming is null ? null : (kvm, cpuid, console) => incoming.Receive(config, kvm, cpuid, console);
@@ -103,6 +105,22 @@ public static class RunCommand
             return ControlledRun.Run(config, settings.ControlSocket, settings.Name, settings.Stats, first,
                 incoming is null ? null : "incoming-complete");
         return Run(config, settings.Stats, first);
+    }
+
+    /// <summary>An incoming migration opens its disks only when the source arrives; a disk that cannot exist then is
+    /// refused now. An absent image in an existing directory is fine: a copy-storage migration creates it.</summary>
+    public static void CheckIncomingDisks(IEnumerable<DiskConfig> disks)
+    {
+        foreach (var disk in disks)
+        {
+            if (File.Exists(disk.Path))
+                continue;
+            string directory = Path.GetDirectoryName(Path.GetFullPath(disk.Path)) ?? "/";
+            if (!Directory.Exists(directory))
+                throw new UsageException($"run: --disk {disk.Path}: neither the image nor its directory {directory} exists");
+            KilnLog.Info($"--disk {disk.Path} does not exist yet: a copy-storage migration creates it; " +
+                         "a shared-storage one will fail");
+        }
     }
 
     /// <summary>`kiln run --restore FILE`: the machine comes from the snapshot; only where its console goes, its
