@@ -11,15 +11,13 @@ Both use a 300 ms downtime budget; QEMU's bandwidth cap is lifted. Prints the lo
 import argparse
 import os
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from run import GUEST, ROOT, Output, Qmp, kiln_migrate, seen_gap, wait_for  # noqa: E402
+from run import GUEST, ROOT, kiln_migrate, qemu_migrate, seen_gap  # noqa: E402
 
 # QEMU's destination writes its block-migration progress on stdout; see first_guest_output.
 
@@ -56,52 +54,19 @@ def first_guest_output(out):
 
 
 def qemu_once(workload, tmp, src_disk, bandwidth):
-    cmdline = WORKLOADS[workload]
     dst_disk = os.path.join(tmp, "qdst.raw")
     with open(dst_disk, "wb") as f:
         f.truncate(DISK)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    procs, outs = [], {}
-    for role, disk in (("dst", dst_disk), ("src", src_disk)):
-        qmp = os.path.join(tmp, f"q{role}.qmp")
-        argv = ["qemu-system-x86_64", "-enable-kvm", "-M", "pc", "-m", "256", "-kernel", GUEST, "-append", cmdline,
-                "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-display", "none", "-nodefaults",
-                "-serial", "stdio", "-qmp", f"unix:{qmp},server=on,wait=off",
-                "-drive", f"file={disk},format=raw,if=none,id=d0,cache=writeback",
-                "-device", "virtio-blk-pci,drive=d0,disable-legacy=on"]
-        if role == "dst":
-            argv += ["-incoming", f"tcp:127.0.0.1:{port}"]
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        procs.append(p)
-        outs[role] = Output(p)
-    try:
-        wait_for(lambda: "tick 3\n" in outs["src"].text(), 120, "the QEMU source guest")
-        time.sleep(1)
-        qmp = Qmp(os.path.join(tmp, "qsrc.qmp"))
-        qmp.cmd("migrate-set-parameters", **{"downtime-limit": 300, "max-bandwidth": bandwidth})
-        qmp.cmd("migrate", uri=f"tcp:127.0.0.1:{port}", blk=True)
-        deadline = time.monotonic() + 600
-        disk_sent = 0
-        while time.monotonic() < deadline:
-            info = qmp.cmd("query-migrate")
-            disk_sent = max(disk_sent, info.get("disk", {}).get("transferred", 0))  # reported while it runs
-            if info.get("status") == "completed":
-                wait_for(lambda: first_guest_output(outs["dst"]) is not None, 10, "the destination's first output")
-                time.sleep(0.2)
-                sent = info.get("ram", {}).get("transferred", 0) + disk_sent
-                seen = (first_guest_output(outs["dst"]) - outs["src"].last()) * 1000
-                return (info["total-time"], info["downtime"], info.get("ram", {}).get("dirty-sync-count", 0), seen, sent)
-            if info.get("status") in ("failed", "cancelled"):
-                raise RuntimeError(f"QEMU migration {info.get('status')}: {info.get('error-desc', '')}")
-            time.sleep(0.05)
-        qmp.cmd("migrate_cancel")
+    disks = {"src": src_disk, "dst": dst_disk}
+    r = qemu_migrate(tmp, "256", WORKLOADS[workload], bandwidth,
+                     role_args=lambda role: ["-drive", f"file={disks[role]},format=raw,if=none,id=d0,cache=writeback",
+                                             "-device", "virtio-blk-pci,drive=d0,disable-legacy=on"],
+                     migrate_args={"blk": True}, timeout=600, first_output=first_guest_output)
+    if r is None:
         return None
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
+    info, seen, disk_sent = r
+    sent = info.get("ram", {}).get("transferred", 0) + disk_sent
+    return info["total-time"], info["downtime"], info.get("ram", {}).get("dirty-sync-count", 0), seen, sent
 
 
 def main():

@@ -164,19 +164,21 @@ class Qmp:
             return r["return"]
 
 
-def qemu_once(memory, workload, tmp, bandwidth):
-    cmdline = WORKLOADS[workload]
-    mib = str(int(memory.rstrip("G")) * 1024) if memory.endswith("G") else memory.rstrip("M")
+def qemu_migrate(tmp, mib, cmdline, bandwidth, role_args=lambda role: [], migrate_args=None, timeout=120,
+                 first_output=lambda out: out.first()):
+    """One QEMU migration, QEMU to QEMU on loopback (-incoming tcp:), QMP `migrate` once the source's guest ticks.
+    role_args(role) adds per-side arguments ("src"/"dst"); first_output(out) finds when the destination's guest
+    first printed. Returns (query-migrate info, the seen gap in ms, the most disk bytes reported) or None when it
+    did not complete within the timeout."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    procs = []
-    outs = {}
+    procs, outs = [], {}
     for role in ("dst", "src"):
         qmp = os.path.join(tmp, f"q{role}.qmp")
         argv = ["qemu-system-x86_64", "-enable-kvm", "-M", "pc", "-m", mib, "-kernel", GUEST, "-append", cmdline,
                 "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-display", "none", "-nodefaults",
-                "-serial", "stdio", "-qmp", f"unix:{qmp},server=on,wait=off"]
+                "-serial", "stdio", "-qmp", f"unix:{qmp},server=on,wait=off"] + role_args(role)
         if role == "dst":
             argv += ["-incoming", f"tcp:127.0.0.1:{port}"]
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -187,15 +189,16 @@ def qemu_once(memory, workload, tmp, bandwidth):
         time.sleep(1)
         qmp = Qmp(os.path.join(tmp, "qsrc.qmp"))
         qmp.cmd("migrate-set-parameters", **{"downtime-limit": 300, "max-bandwidth": bandwidth})
-        qmp.cmd("migrate", uri=f"tcp:127.0.0.1:{port}")
-        deadline = time.monotonic() + 120
+        qmp.cmd("migrate", uri=f"tcp:127.0.0.1:{port}", **(migrate_args or {}))
+        deadline = time.monotonic() + timeout
+        disk_sent = 0
         while time.monotonic() < deadline:
             info = qmp.cmd("query-migrate")
+            disk_sent = max(disk_sent, info.get("disk", {}).get("transferred", 0))  # reported while it runs
             if info.get("status") == "completed":
-                wait_for(lambda: outs["dst"].first() is not None, 10, "the destination's first output")
+                wait_for(lambda: first_output(outs["dst"]) is not None, 10, "the destination's first output")
                 time.sleep(0.2)  # the source's last bytes are already out; nothing follows a completed migration
-                return (info["total-time"], info["downtime"], info.get("ram", {}).get("dirty-sync-count", 0),
-                        seen_gap(outs["src"], outs["dst"]))
+                return info, (first_output(outs["dst"]) - outs["src"].last()) * 1000, disk_sent
             if info.get("status") in ("failed", "cancelled"):
                 raise RuntimeError(f"QEMU migration {info.get('status')}: {info.get('error-desc', '')}")
             time.sleep(0.05)
@@ -205,6 +208,15 @@ def qemu_once(memory, workload, tmp, bandwidth):
         for p in procs:
             p.kill()
             p.wait()
+
+
+def qemu_once(memory, workload, tmp, bandwidth):
+    mib = str(int(memory.rstrip("G")) * 1024) if memory.endswith("G") else memory.rstrip("M")
+    r = qemu_migrate(tmp, mib, WORKLOADS[workload], bandwidth)
+    if r is None:
+        return None
+    info, seen, _ = r
+    return info["total-time"], info["downtime"], info.get("ram", {}).get("dirty-sync-count", 0), seen
 
 
 def main():
