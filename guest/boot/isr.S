@@ -58,6 +58,25 @@ isr_common:
     addq $16, %rsp                  /* vector + error code */
     iretq
 
+/*
+ * The local APIC timer (KILN_TIMER_VECTOR): count the tick, EOI, return. Test bodies that turn it on
+ * (lib/lapic_timer.c) use it to interrupt ring 3 and to wake an idle CPU.
+ */
+    .globl isr_timer
+isr_timer:
+    pushq %rax
+    lock incq timer_ticks(%rip)
+    movq $0xfee000b0, %rax          /* LAPIC EOI register */
+    movl $0, (%rax)
+    popq %rax
+    iretq
+
+    .data
+    .balign 8
+    .globl timer_ticks
+timer_ticks:
+    .quad 0
+
     .section .rodata
     .balign 8
     .globl isr_stub_table

@@ -36,7 +36,15 @@
 #define KILN_SVC_HALT           2   /* never returns: cli; hlt forever on this CPU */
 #define KILN_SVC_CPUID          3   /* CPUID leaf RSI, subleaf RDX, at ring 0 -> RAX..RDX */
 #define KILN_SVC_RING0_CALL     4   /* calls the function at RSI (uint64_t f(void)) at ring 0 -> RAX */
-#define KILN_SVC_COUNT          5
+#define KILN_SVC_WRMSR          5   /* wrmsr: MSR index RSI, value RDX (as a kernel's context switch does) */
+#define KILN_SVC_RDMSR          6   /* rdmsr: MSR index RSI -> RAX */
+#define KILN_SVC_SWITCH_TASK    7   /* a kernel's context switch: CR3 = RSI (0: keep), MSR_FS_BASE = RDX */
+#define KILN_SVC_USER_IF        8   /* RSI != 0: ring 3 runs with interrupts enabled from now on; 0: disabled */
+#define KILN_SVC_IDLE           9   /* sti; hlt; cli at ring 0: waits for one interrupt, as an idle kernel does */
+#define KILN_SVC_COUNT          10
+
+/* The only device interrupt the test guest handles: its local APIC timer (boot/isr.S counts and EOIs it). */
+#define KILN_TIMER_VECTOR       32
 
 /* QEMU isa-debug-exit compatible port; the VMM exits with (code << 1) | 1. */
 #define DEBUG_EXIT_PORT 0xf4

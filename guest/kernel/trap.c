@@ -48,6 +48,46 @@ static uint64_t svc_ring0_call(struct trap_frame *f, uint64_t fn)
     return ((uint64_t (*)(void))fn)();
 }
 
+/* Emulated WRMSR/RDMSR at ring 0 (tests/fsbase.c sets MSR_FS_BASE like a kernel switching tasks). */
+static uint64_t svc_wrmsr(struct trap_frame *f, uint64_t msr)
+{
+    __asm__ volatile("wrmsr" : : "c"((uint32_t)msr), "a"((uint32_t)f->rdx), "d"((uint32_t)(f->rdx >> 32)) : "memory");
+    return 0;
+}
+
+static uint64_t svc_rdmsr(struct trap_frame *f, uint64_t msr)
+{
+    (void)f;
+    uint32_t lo, hi;
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"((uint32_t)msr));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+/*
+ * What Linux (without PCID and FSGSBASE) does when it switches to another user task: load its page tables
+ * (MOV CR3 flushes the non-global TLB entries) and write its FS base.
+ */
+static uint64_t svc_switch_task(struct trap_frame *f, uint64_t cr3)
+{
+    if (cr3)
+        __asm__ volatile("mov %0, %%cr3" : : "r"(cr3) : "memory");
+    return svc_wrmsr(f, 0xC0000100u);
+}
+
+static uint64_t svc_user_if(struct trap_frame *f, uint64_t on)
+{
+    f->rflags = on ? f->rflags | 0x200 : f->rflags & ~0x200ull;
+    return 0;
+}
+
+static uint64_t svc_idle(struct trap_frame *f, uint64_t arg)
+{
+    (void)f;
+    (void)arg;
+    __asm__ volatile("sti; hlt; cli" : : : "memory");
+    return 0;
+}
+
 /* Add a service: number in kiln_layout.h, function here. */
 static const service_fn services[KILN_SVC_COUNT] = {
     [KILN_SVC_PING] = svc_ping,
@@ -55,6 +95,11 @@ static const service_fn services[KILN_SVC_COUNT] = {
     [KILN_SVC_HALT] = svc_halt,
     [KILN_SVC_CPUID] = svc_cpuid,
     [KILN_SVC_RING0_CALL] = svc_ring0_call,
+    [KILN_SVC_WRMSR] = svc_wrmsr,
+    [KILN_SVC_RDMSR] = svc_rdmsr,
+    [KILN_SVC_SWITCH_TASK] = svc_switch_task,
+    [KILN_SVC_USER_IF] = svc_user_if,
+    [KILN_SVC_IDLE] = svc_idle,
 };
 
 static bool is_service_call(const struct trap_frame *f)

@@ -25,5 +25,7 @@ int test_dirty(const char *cmdline);
 int test_counter(const char *cmdline);
 int test_devdirty(const char *cmdline);
 int test_disk_writer(const char *cmdline);
+int test_fsbase(const char *cmdline);
+int test_tlb(const char *cmdline);
 
 #endif
