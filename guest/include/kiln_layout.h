@@ -38,7 +38,8 @@
 #define KILN_SVC_RING0_CALL     4   /* calls the function at RSI (uint64_t f(void)) at ring 0 -> RAX */
 #define KILN_SVC_WRMSR          5   /* wrmsr: MSR index RSI, value RDX (as a kernel's context switch does) */
 #define KILN_SVC_RDMSR          6   /* rdmsr: MSR index RSI -> RAX */
-#define KILN_SVC_SWITCH_TASK    7   /* a kernel's context switch: CR3 = RSI (0: keep), MSR_FS_BASE = RDX */
+#define KILN_SVC_SWITCH_TASK    7   /* a kernel's context switch: CR3 = RSI (0: keep), FS base = RDX */
+#define KILN_SWITCH_USER_DS_FIRST 1 /* in SWITCH_TASK's RSI: a zero FS base loads __USER_DS, then the null selector */
 #define KILN_SVC_USER_IF        8   /* RSI != 0: ring 3 runs with interrupts enabled from now on; 0: disabled */
 #define KILN_SVC_IDLE           9   /* sti; hlt; cli at ring 0: waits for one interrupt, as an idle kernel does */
 #define KILN_SVC_COUNT          10

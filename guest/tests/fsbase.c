@@ -2,8 +2,8 @@
  * test=fsbase: does every ring-3 %fs access use the FS base ring 0 last set on this CPU?
  *
  * The pattern of a Linux guest's context switch, without Linux: each CPU cycles through `tasks` "tasks", each with
- * its own TLS block. Per switch, ring 0 writes MSR_FS_BASE (service WRMSR: an emulated WRMSR on a PVM host, then
- * IRETQ to ring 3), and ring 3 then reads %fs:0x100 (the task's marker) and %fs:0 (the block's self pointer, as
+ * its own TLS block. Per switch, ring 0 writes MSR_FS_BASE (service SWITCH_TASK: an emulated WRMSR on a PVM host,
+ * then IRETQ to ring 3), and ring 3 then reads %fs:0x100 (the task's marker) and %fs:0 (the block's self pointer, as
  * glibc's TCB has) `checks` times, comparing both with the task's values. Every CPU does this at once; `io_every`
  * adds a port write (an exit to the VMM) every N checks.
  *
@@ -11,6 +11,9 @@
  * into the TLS area (whose task it was: this CPU's previous one, or another CPU's); then RDMSR(FS_BASE) at ring 0
  * says what the hypervisor believes the base is, and one more ring-3 read shows whether the bad base survived
  * that exit.
+ *
+ * `kthread=1` makes task 0 a kernel thread: switching to it loads a null FS selector (base 0) instead of writing
+ * the base, preceded by __USER_DS with `userds=1`, as Linux does for such tasks; it runs no user code.
  *
  * Written as a reproducer for the 2-vCPU Linux failure on PVM hosts (guestkit/README.md). Exit 0 when every read
  * was right, 1 otherwise.
@@ -46,6 +49,8 @@ static volatile bool stop;
 static volatile unsigned started;
 static unsigned tasks, checks;
 static struct disturb disturb;
+static bool kthread;                        /* task 0 is a kernel thread (FS base 0) */
+static uint64_t switch_flags;               /* KILN_SWITCH_USER_DS_FIRST with userds=1 */
 static uint64_t deadline;                   /* TSC; the BSP (cpu 0) ends the run */
 
 static uint64_t task_base(unsigned cpu, unsigned task)
@@ -106,8 +111,13 @@ static void worker(unsigned cpu)
             stop = true;
         unsigned task = (unsigned)(round % tasks);
         uint64_t base = task_base(cpu, task), marker = task_marker(cpu, task);
-        kiln_service2(KILN_SVC_WRMSR, MSR_FS_BASE, base);
         r->switches++;
+        if (kthread && task == 0) {
+            /* A kernel thread: zero FS base (null selector load), no user code to check. */
+            kiln_service2(KILN_SVC_SWITCH_TASK, switch_flags, 0);
+            continue;
+        }
+        kiln_service2(KILN_SVC_SWITCH_TASK, 0, base);
         for (unsigned k = 0; k < checks; k++) {
             uint64_t m = fs_read_marker(), s = fs_read_self();
             if (m != marker || s != base)
@@ -140,6 +150,8 @@ int test_fsbase(const char *cmdline)
     uint64_t seconds = arg_u64(cmdline, "seconds", 5);
     tasks = (unsigned)arg_u64(cmdline, "tasks", 4);
     checks = (unsigned)arg_u64(cmdline, "checks", 100);
+    kthread = arg_u64(cmdline, "kthread", 0) != 0;
+    switch_flags = arg_u64(cmdline, "userds", 0) ? KILN_SWITCH_USER_DS_FIRST : 0;
     if (cpus < 1 || cpus > KILN_MAX_CPUS || tasks < 1 || tasks > MAX_TASKS || checks < 1 || !disturb_parse(cmdline, &disturb)) {
         printf("fsbase: need 1 <= cpus <= %u, 1 <= tasks <= %u, checks >= 1\n", KILN_MAX_CPUS, MAX_TASKS);
         return 1;
@@ -148,8 +160,9 @@ int test_fsbase(const char *cmdline)
         tls_init(c);
 
     uint64_t hz = tsc_hz();
-    printf("fsbase: cpus %u tasks %u checks %u io_every %u timer_us %u idle_every %u seconds %lu\n",
-           cpus, tasks, checks, disturb.io_every, disturb.timer_us, disturb.idle_every, seconds);
+    printf("fsbase: cpus %u tasks %u checks %u io_every %u timer_us %u idle_every %u kthread %u userds %u seconds %lu\n",
+           cpus, tasks, checks, disturb.io_every, disturb.timer_us, disturb.idle_every, kthread,
+           (unsigned)switch_flags, seconds);
     if (cpus > 1)
         smp_boot_aps(ap_worker);
 

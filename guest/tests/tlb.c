@@ -10,6 +10,8 @@
  * page before each switch into it (a new mapping at an old address, as after exec or a COW break), so a stale
  * translation shows as the previous generation's marker.
  *
+ * `kthread=1` and `userds=1` as in test=fsbase (the kernel thread keeps the previous task's page tables).
+ *
  * A wrong read is recorded and decoded (whose page it was); RDMSR(FS_BASE) right after says what the hypervisor
  * holds as the FS base. Exit 0 when every read was right, 1 otherwise.
  */
@@ -48,6 +50,8 @@ static volatile unsigned started;
 static unsigned tasks, checks;
 static struct disturb disturb;
 static bool remap;
+static bool kthread;                        /* task 0 is a kernel thread (no CR3 load, FS base 0) */
+static uint64_t switch_flags;               /* KILN_SWITCH_USER_DS_FIRST with userds=1 */
 static uint64_t deadline;
 
 static uint64_t *task_page(unsigned cpu, unsigned task, unsigned n)
@@ -119,8 +123,13 @@ static void worker(unsigned cpu)
             task_page(cpu, task, 3)[1] = (uint64_t)task_page(cpu, task, 5 + gen[task]) | TABLE_FLAGS;
             __atomic_thread_fence(__ATOMIC_SEQ_CST);
         }
-        kiln_service2(KILN_SVC_SWITCH_TASK, (uint64_t)task_page(cpu, task, 0), PRIVATE_VA + FS_OFFSET);
         r->switches++;
+        if (kthread && task == 0) {
+            /* A kernel thread: keeps the previous page tables (lazy TLB), FS base 0, no user code. */
+            kiln_service2(KILN_SVC_SWITCH_TASK, switch_flags, 0);
+            continue;
+        }
+        kiln_service2(KILN_SVC_SWITCH_TASK, (uint64_t)task_page(cpu, task, 0), PRIVATE_VA + FS_OFFSET);
         uint64_t want_tls = marker(cpu, task, 0xf), want_data = marker(cpu, task, gen[task]);
         for (unsigned k = 0; k < checks; k++) {
             uint64_t tls = read_tls(), data = read_data();
@@ -158,6 +167,8 @@ int test_tlb(const char *cmdline)
     tasks = (unsigned)arg_u64(cmdline, "tasks", 4);
     checks = (unsigned)arg_u64(cmdline, "checks", 100);
     remap = arg_u64(cmdline, "remap", 0) != 0;
+    kthread = arg_u64(cmdline, "kthread", 0) != 0;
+    switch_flags = arg_u64(cmdline, "userds", 0) ? KILN_SWITCH_USER_DS_FIRST : 0;
     if (cpus < 1 || cpus > KILN_MAX_CPUS || tasks < 2 || tasks > MAX_TASKS || checks < 1 || !disturb_parse(cmdline, &disturb)) {
         printf("tlb: need 1 <= cpus <= %u, 2 <= tasks <= %u, checks >= 1\n", KILN_MAX_CPUS, MAX_TASKS);
         return 1;
@@ -168,9 +179,9 @@ int test_tlb(const char *cmdline)
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 
     uint64_t hz = tsc_hz();
-    printf("tlb: cpus %u tasks %u checks %u io_every %u timer_us %u idle_every %u remap %u seconds %lu\n",
+    printf("tlb: cpus %u tasks %u checks %u io_every %u timer_us %u idle_every %u remap %u kthread %u userds %u seconds %lu\n",
            cpus, tasks, checks, disturb.io_every, disturb.timer_us, disturb.idle_every,
-           remap, seconds);
+           remap, kthread, (unsigned)switch_flags, seconds);
     if (cpus > 1)
         smp_boot_aps(ap_worker);
     deadline = rdtsc() + seconds * hz;
