@@ -62,6 +62,26 @@ static inline uint64_t kiln_service2(uint64_t nr, uint64_t arg, uint64_t arg2)
 }
 
 /*
+ * The same service through SYSCALL (PVM hosts only, after kiln_syscall_enable(); see KILN_SYSCALL_ENTRY_VA).
+ * SYSCALL clobbers RCX and R11.
+ */
+static inline uint64_t kiln_syscall2(uint64_t nr, uint64_t arg, uint64_t arg2)
+{
+    uint64_t ret;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"((uint64_t)KILN_SVC_MAGIC), "D"(nr), "S"(arg), "d"(arg2)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+
+static inline void kiln_syscall_enable(void)
+{
+    __asm__ volatile("ud2" : : "a"((uint64_t)KILN_SVC_MAGIC), "D"((uint64_t)KILN_SVC_WRMSR),
+                     "S"((uint64_t)MSR_LSTAR_INDEX), "d"(KILN_SYSCALL_ENTRY_VA) : "memory");
+}
+
+/*
  * CPUID as configured by the VMM. Executed at ring 0 through a service call:
  * on a PVM host without CPUID faulting, a ring-3 CPUID runs natively and
  * returns the HOST's values (e.g. the host's APIC ids).

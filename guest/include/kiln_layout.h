@@ -44,6 +44,15 @@
 #define KILN_SVC_IDLE           9   /* sti; hlt; cli at ring 0: waits for one interrupt, as an idle kernel does */
 #define KILN_SVC_COUNT          10
 
+/*
+ * SYSCALL as a service entry (kiln_syscall2): on a PVM host SYSCALL from guest ring 3 jumps to MSR_LSTAR still at
+ * ring 3; LSTAR points at this unmapped address, so it faults there and the #PF handler runs the service, as the
+ * guest kit's Linux does for its system calls. Elsewhere (VMX/SVM) SYSCALL enters ring 0 at the same unmapped
+ * address, a #PF at ring 0 that the handler does not take for a system call: use ud2 services there.
+ */
+#define KILN_SYSCALL_ENTRY_VA   0x7f0000000000ul
+#define MSR_LSTAR_INDEX         0xC0000082u
+
 /* The only device interrupt the test guest handles: its local APIC timer (boot/isr.S counts and EOIs it). */
 #define KILN_TIMER_VECTOR       32
 

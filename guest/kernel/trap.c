@@ -117,8 +117,26 @@ static bool is_service_call(const struct trap_frame *f)
         && insn[0] == 0x0f && insn[1] == 0x0b;
 }
 
+/* A user-mode #PF at KILN_SYSCALL_ENTRY_VA: a SYSCALL on a PVM host (see kiln_layout.h). */
+static bool is_syscall_fault(const struct trap_frame *f)
+{
+    if (f->vector != 14 || f->rip != KILN_SYSCALL_ENTRY_VA || (f->cs & 3) != 3 || f->rax != KILN_SVC_MAGIC)
+        return false;
+    uint64_t cr2;
+    __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+    return cr2 == KILN_SYSCALL_ENTRY_VA;
+}
+
 void trap_handler(struct trap_frame *f)
 {
+    if (is_syscall_fault(f)) {
+        /* SYSCALL saved the return RIP in RCX and RFLAGS in R11; the fault's IRETQ goes back there. */
+        uint64_t nr = f->rdi;
+        f->rip = f->rcx;
+        f->rflags = f->r11;
+        f->rax = nr < KILN_SVC_COUNT && services[nr] ? services[nr](f, f->rsi) : ~0ull;
+        return;
+    }
     if (is_service_call(f)) {
         uint64_t nr = f->rdi;
         f->rax = nr < KILN_SVC_COUNT && services[nr] ? services[nr](f, f->rsi) : ~0ull;

@@ -12,8 +12,8 @@
  * says what the hypervisor believes the base is, and one more ring-3 read shows whether the bad base survived
  * that exit.
  *
- * `kthread=1` makes task 0 a kernel thread: switching to it loads a null FS selector (base 0) instead of writing
- * the base, preceded by __USER_DS with `userds=1`, as Linux does for such tasks; it runs no user code.
+ * `kthread=1` makes every other switch one to a kernel thread: it loads a null FS selector (base 0) instead of
+ * writing the base, preceded by __USER_DS with `userds=1`, as Linux does for such tasks; it runs no user code.
  *
  * Written as a reproducer for the 2-vCPU Linux failure on PVM hosts (guestkit/README.md). Exit 0 when every read
  * was right, 1 otherwise.
@@ -49,8 +49,9 @@ static volatile bool stop;
 static volatile unsigned started;
 static unsigned tasks, checks;
 static struct disturb disturb;
-static bool kthread;                        /* task 0 is a kernel thread (FS base 0) */
+static bool kthread;                        /* every other switch is to a kernel thread (FS base 0) */
 static uint64_t switch_flags;               /* KILN_SWITCH_USER_DS_FIRST with userds=1 */
+static bool via_syscall;                    /* entry=syscall: SWITCH_TASK through SYSCALL, not ud2 */
 static uint64_t deadline;                   /* TSC; the BSP (cpu 0) ends the run */
 
 static uint64_t task_base(unsigned cpu, unsigned task)
@@ -100,24 +101,32 @@ static void record(struct cpu_result *r, uint64_t round, uint64_t check, unsigne
     r->records++;
 }
 
+/* A ring-0 service, entered as chosen on the command line (a Linux task enters its kernel through SYSCALL). */
+static uint64_t enter(uint64_t nr, uint64_t arg, uint64_t arg2)
+{
+    return via_syscall ? kiln_syscall2(nr, arg, arg2) : kiln_service2(nr, arg, arg2);
+}
+
 static void worker(unsigned cpu)
 {
     struct cpu_result *r = &results[cpu];
     __atomic_fetch_add(&started, 1, __ATOMIC_SEQ_CST);
+    if (via_syscall)
+        kiln_syscall_enable();              /* MSR_LSTAR is per CPU */
     disturb_start(&disturb);
     for (uint64_t round = 0; !stop; round++) {
         disturb_switch(&disturb, round);
         if (cpu == 0 && (int64_t)(rdtsc() - deadline) >= 0)
             stop = true;
-        unsigned task = (unsigned)(round % tasks);
+        unsigned task = (unsigned)((kthread ? round / 2 : round) % tasks);
         uint64_t base = task_base(cpu, task), marker = task_marker(cpu, task);
         r->switches++;
-        if (kthread && task == 0) {
+        if (kthread && round % 2) {
             /* A kernel thread: zero FS base (null selector load), no user code to check. */
-            kiln_service2(KILN_SVC_SWITCH_TASK, switch_flags, 0);
+            enter(KILN_SVC_SWITCH_TASK, switch_flags, 0);
             continue;
         }
-        kiln_service2(KILN_SVC_SWITCH_TASK, 0, base);
+        enter(KILN_SVC_SWITCH_TASK, 0, base);
         for (unsigned k = 0; k < checks; k++) {
             uint64_t m = fs_read_marker(), s = fs_read_self();
             if (m != marker || s != base)
@@ -152,6 +161,8 @@ int test_fsbase(const char *cmdline)
     checks = (unsigned)arg_u64(cmdline, "checks", 100);
     kthread = arg_u64(cmdline, "kthread", 0) != 0;
     switch_flags = arg_u64(cmdline, "userds", 0) ? KILN_SWITCH_USER_DS_FIRST : 0;
+    const char *entry = arg_str(cmdline, "entry");
+    via_syscall = entry && strcmp(entry, "syscall") == 0;
     if (cpus < 1 || cpus > KILN_MAX_CPUS || tasks < 1 || tasks > MAX_TASKS || checks < 1 || !disturb_parse(cmdline, &disturb)) {
         printf("fsbase: need 1 <= cpus <= %u, 1 <= tasks <= %u, checks >= 1\n", KILN_MAX_CPUS, MAX_TASKS);
         return 1;
@@ -160,9 +171,9 @@ int test_fsbase(const char *cmdline)
         tls_init(c);
 
     uint64_t hz = tsc_hz();
-    printf("fsbase: cpus %u tasks %u checks %u io_every %u timer_us %u idle_every %u kthread %u userds %u seconds %lu\n",
+    printf("fsbase: cpus %u tasks %u checks %u io_every %u timer_us %u idle_every %u kthread %u userds %u entry %s seconds %lu\n",
            cpus, tasks, checks, disturb.io_every, disturb.timer_us, disturb.idle_every, kthread,
-           (unsigned)switch_flags, seconds);
+           (unsigned)switch_flags, via_syscall ? "syscall" : "ud2", seconds);
     if (cpus > 1)
         smp_boot_aps(ap_worker);
 

@@ -10,7 +10,10 @@
  * page before each switch into it (a new mapping at an old address, as after exec or a COW break), so a stale
  * translation shows as the previous generation's marker.
  *
- * `kthread=1` and `userds=1` as in test=fsbase (the kernel thread keeps the previous task's page tables).
+ * `kthread=1` makes every other switch one to a kernel thread, which keeps the previous task's page tables (lazy
+ * TLB) and gets a zero FS base through a null selector load (preceded by __USER_DS with `userds=1`), as in Linux.
+ * `shared=1` gives all CPUs one pool of tasks (`tasks` > `cpus`), so tasks move between CPUs as processes do, and
+ * with `remap=1` a mapping changes on one CPU while the task last ran on another.
  *
  * A wrong read is recorded and decoded (whose page it was); RDMSR(FS_BASE) right after says what the hypervisor
  * holds as the FS base. Exit 0 when every read was right, 1 otherwise.
@@ -50,8 +53,12 @@ static volatile unsigned started;
 static unsigned tasks, checks;
 static struct disturb disturb;
 static bool remap;
-static bool kthread;                        /* task 0 is a kernel thread (no CR3 load, FS base 0) */
+static bool kthread;                        /* every other switch is to a kernel thread (no CR3 load, FS base 0) */
+static bool shared;                         /* one pool of tasks for all CPUs: tasks move between CPUs */
+static volatile unsigned owner[MAX_TASKS];  /* shared: 0 = free, else the CPU running it + 1 */
+static volatile unsigned shared_gen[MAX_TASKS];
 static uint64_t switch_flags;               /* KILN_SWITCH_USER_DS_FIRST with userds=1 */
+static bool via_syscall;                    /* entry=syscall: SWITCH_TASK through SYSCALL, not ud2 */
 static uint64_t deadline;
 
 static uint64_t *task_page(unsigned cpu, unsigned task, unsigned n)
@@ -106,38 +113,67 @@ static void record(struct cpu_result *r, uint64_t round, uint64_t check, unsigne
     r->records++;
 }
 
+/* A ring-0 service, entered as chosen on the command line (a Linux task enters its kernel through SYSCALL). */
+static uint64_t enter(uint64_t nr, uint64_t arg, uint64_t arg2)
+{
+    return via_syscall ? kiln_syscall2(nr, arg, arg2) : kiln_service2(nr, arg, arg2);
+}
+
+/* The next task for this CPU: its own in turn, or (shared=1) the next one no other CPU is running. */
+static unsigned pick_task(unsigned cpu, uint64_t round, unsigned last)
+{
+    if (!shared)
+        return (unsigned)(round % tasks);
+    for (unsigned i = 1;; i++) {
+        unsigned t = (last + i) % tasks, free = 0;
+        if (__atomic_compare_exchange_n(&owner[t], &free, cpu + 1, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            return t;
+        if (stop)
+            return tasks;   /* none: the run is over */
+    }
+}
+
 static void worker(unsigned cpu)
 {
     struct cpu_result *r = &results[cpu];
+    unsigned space = shared ? 0 : cpu, last = 0;
     unsigned gen[MAX_TASKS] = { 0 };
+    volatile unsigned *task_gen = shared ? shared_gen : gen;
     __atomic_fetch_add(&started, 1, __ATOMIC_SEQ_CST);
+    if (via_syscall)
+        kiln_syscall_enable();              /* MSR_LSTAR is per CPU */
     disturb_start(&disturb);
     for (uint64_t round = 0; !stop; round++) {
         disturb_switch(&disturb, round);
         if (cpu == 0 && (int64_t)(rdtsc() - deadline) >= 0)
             stop = true;
-        unsigned task = (unsigned)(round % tasks);
-        if (remap) {
-            /* The task is not running anywhere: change its mapping, the CR3 load below must not see the old one. */
-            gen[task] ^= 1;
-            task_page(cpu, task, 3)[1] = (uint64_t)task_page(cpu, task, 5 + gen[task]) | TABLE_FLAGS;
-            __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        }
         r->switches++;
-        if (kthread && task == 0) {
+        if (kthread && round % 2) {
             /* A kernel thread: keeps the previous page tables (lazy TLB), FS base 0, no user code. */
-            kiln_service2(KILN_SVC_SWITCH_TASK, switch_flags, 0);
+            enter(KILN_SVC_SWITCH_TASK, switch_flags, 0);
             continue;
         }
-        kiln_service2(KILN_SVC_SWITCH_TASK, (uint64_t)task_page(cpu, task, 0), PRIVATE_VA + FS_OFFSET);
-        uint64_t want_tls = marker(cpu, task, 0xf), want_data = marker(cpu, task, gen[task]);
+        unsigned task = pick_task(cpu, round, last);
+        if (task == tasks)
+            break;
+        last = task;
+        if (remap) {
+            /* The task runs nowhere else: change its mapping, the CR3 load below must not see the old one. */
+            task_gen[task] ^= 1;
+            task_page(space, task, 3)[1] = (uint64_t)task_page(space, task, 5 + task_gen[task]) | TABLE_FLAGS;
+            __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        }
+        enter(KILN_SVC_SWITCH_TASK, (uint64_t)task_page(space, task, 0), PRIVATE_VA + FS_OFFSET);
+        uint64_t want_tls = marker(space, task, 0xf), want_data = marker(space, task, task_gen[task]);
         for (unsigned k = 0; k < checks; k++) {
             uint64_t tls = read_tls(), data = read_data();
             if (tls != want_tls || data != want_data)
-                record(r, round, k, task, gen[task], tls, data);
+                record(r, round, k, task, task_gen[task], tls, data);
             disturb_check(&disturb, k);
         }
         r->checks += checks;
+        if (shared)
+            __atomic_store_n(&owner[task], 0, __ATOMIC_SEQ_CST);
     }
     /* Back to the boot page tables, which every CPU shares. */
     kiln_service2(KILN_SVC_SWITCH_TASK, (uint64_t)pml4, 0);
@@ -168,9 +204,12 @@ int test_tlb(const char *cmdline)
     checks = (unsigned)arg_u64(cmdline, "checks", 100);
     remap = arg_u64(cmdline, "remap", 0) != 0;
     kthread = arg_u64(cmdline, "kthread", 0) != 0;
+    shared = arg_u64(cmdline, "shared", 0) != 0;
     switch_flags = arg_u64(cmdline, "userds", 0) ? KILN_SWITCH_USER_DS_FIRST : 0;
-    if (cpus < 1 || cpus > KILN_MAX_CPUS || tasks < 2 || tasks > MAX_TASKS || checks < 1 || !disturb_parse(cmdline, &disturb)) {
-        printf("tlb: need 1 <= cpus <= %u, 2 <= tasks <= %u, checks >= 1\n", KILN_MAX_CPUS, MAX_TASKS);
+    const char *entry = arg_str(cmdline, "entry");
+    via_syscall = entry && strcmp(entry, "syscall") == 0;
+    if (cpus < 1 || cpus > KILN_MAX_CPUS || tasks < 2 || tasks > MAX_TASKS || (shared && tasks <= cpus) || checks < 1 || !disturb_parse(cmdline, &disturb)) {
+        printf("tlb: need 1 <= cpus <= %u, 2 <= tasks <= %u (more than cpus with shared=1), checks >= 1\n", KILN_MAX_CPUS, MAX_TASKS);
         return 1;
     }
     for (unsigned c = 0; c < cpus; c++)
@@ -179,9 +218,9 @@ int test_tlb(const char *cmdline)
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 
     uint64_t hz = tsc_hz();
-    printf("tlb: cpus %u tasks %u checks %u io_every %u timer_us %u idle_every %u remap %u kthread %u userds %u seconds %lu\n",
+    printf("tlb: cpus %u tasks %u checks %u io_every %u timer_us %u idle_every %u remap %u shared %u kthread %u userds %u entry %s seconds %lu\n",
            cpus, tasks, checks, disturb.io_every, disturb.timer_us, disturb.idle_every,
-           remap, kthread, (unsigned)switch_flags, seconds);
+           remap, shared, kthread, (unsigned)switch_flags, via_syscall ? "syscall" : "ud2", seconds);
     if (cpus > 1)
         smp_boot_aps(ap_worker);
     deadline = rdtsc() + seconds * hz;
