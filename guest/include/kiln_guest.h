@@ -82,6 +82,12 @@ static inline void kiln_syscall_enable(void)
 }
 
 /*
+ * A test's page-fault handler, called at ring 0 (so: integer code only, e.g. RING0 functions in tests/) for every
+ * #PF that is not a service call; returns true when it fixed the fault (the access is retried), false to report it.
+ */
+extern bool (*volatile kiln_page_fault_hook)(uint64_t cr2, uint64_t error);
+
+/*
  * CPUID as configured by the VMM. Executed at ring 0 through a service call:
  * on a PVM host without CPUID faulting, a ring-3 CPUID runs natively and
  * returns the HOST's values (e.g. the host's APIC ids).

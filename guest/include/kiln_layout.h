@@ -42,7 +42,8 @@
 #define KILN_SWITCH_USER_DS_FIRST 1 /* in SWITCH_TASK's RSI: a zero FS base loads __USER_DS, then the null selector */
 #define KILN_SVC_USER_IF        8   /* RSI != 0: ring 3 runs with interrupts enabled from now on; 0: disabled */
 #define KILN_SVC_IDLE           9   /* sti; hlt; cli at ring 0: waits for one interrupt, as an idle kernel does */
-#define KILN_SVC_COUNT          10
+#define KILN_SVC_INVLPG         10  /* invlpg (RSI) */
+#define KILN_SVC_COUNT          11
 
 /*
  * SYSCALL as a service entry (kiln_syscall2): on a PVM host SYSCALL from guest ring 3 jumps to MSR_LSTAR still at

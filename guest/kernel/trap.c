@@ -96,6 +96,15 @@ static uint64_t svc_idle(struct trap_frame *f, uint64_t arg)
     return 0;
 }
 
+static uint64_t svc_invlpg(struct trap_frame *f, uint64_t va)
+{
+    (void)f;
+    __asm__ volatile("invlpg (%0)" : : "r"(va) : "memory");
+    return 0;
+}
+
+bool (*volatile kiln_page_fault_hook)(uint64_t cr2, uint64_t error);
+
 /* Add a service: number in kiln_layout.h, function here. */
 static const service_fn services[KILN_SVC_COUNT] = {
     [KILN_SVC_PING] = svc_ping,
@@ -108,6 +117,7 @@ static const service_fn services[KILN_SVC_COUNT] = {
     [KILN_SVC_SWITCH_TASK] = svc_switch_task,
     [KILN_SVC_USER_IF] = svc_user_if,
     [KILN_SVC_IDLE] = svc_idle,
+    [KILN_SVC_INVLPG] = svc_invlpg,
 };
 
 static bool is_service_call(const struct trap_frame *f)
@@ -142,6 +152,13 @@ void trap_handler(struct trap_frame *f)
         f->rax = nr < KILN_SVC_COUNT && services[nr] ? services[nr](f, f->rsi) : ~0ull;
         f->rip += 2;                        /* skip the ud2 */
         return;
+    }
+
+    if (f->vector == 14 && kiln_page_fault_hook) {
+        uint64_t cr2;
+        __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+        if (kiln_page_fault_hook(cr2, f->error))
+            return;
     }
 
     printf("guest: exception %u error 0x%lx rip 0x%lx\n", (unsigned)f->vector, f->error, f->rip);

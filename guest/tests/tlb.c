@@ -12,6 +12,10 @@
  *
  * `kthread=1` makes every other switch one to a kernel thread, which keeps the previous task's page tables (lazy
  * TLB) and gets a zero FS base through a null selector load (preceded by __USER_DS with `userds=1`), as in Linux.
+ * `cow=1` adds, per switch, one anonymous page's life at a third address: unmapped (INVLPG), read (the #PF maps
+ * a shared zero page read-only), written (the #PF maps a page of the task's own and INVLPGs), read back; a stale
+ * translation reads 0 or the previous round's value (recorded with gen 0xc: "%fs" = the zero-page read, "data" =
+ * the read-back).
  * `shared=1` gives all CPUs one pool of tasks (`tasks` > `cpus`), so tasks move between CPUs as processes do, and
  * with `remap=1` a mapping changes on one CPU while the task last ran on another.
  *
@@ -26,7 +30,12 @@
 #define FS_OFFSET       0x800ul             /* FS base = PRIVATE_VA + 0x800, read at -0x90 */
 #define SPACE_AREA      0x1000000ul         /* 16 MiB: per (cpu, task) page tables and pages */
 #define MAX_TASKS       8
-#define PAGES_PER_TASK  7                   /* PML4, PDPT, PD, PT, TLS page, two candidates for the data page */
+#define PAGES_PER_TASK  9                   /* PML4, PDPT, PD, PT, TLS page, 2 data page candidates, 2 COW pages */
+#define COW_VA          (PRIVATE_VA + 2 * PAGE)
+#define PTE_P           0x1ul
+#define PTE_W           0x2ul
+#define PTE_U           0x4ul
+#define RING0           __attribute__((target("general-regs-only"), noinline))
 #define PAGE            0x1000ul
 #define TABLE_FLAGS     0x7ul               /* present, writable, user */
 #define MARKER_TAG      0xC3A5E00000000000ull
@@ -57,6 +66,8 @@ static bool kthread;                        /* every other switch is to a kernel
 static bool shared;                         /* one pool of tasks for all CPUs: tasks move between CPUs */
 static volatile unsigned owner[MAX_TASKS];  /* shared: 0 = free, else the CPU running it + 1 */
 static volatile unsigned shared_gen[MAX_TASKS];
+static bool cow;                            /* cow=1: a zero-page read, then a copy-on-write fault, each switch */
+static uint8_t zero_page[4096] __attribute__((aligned(4096)));
 static uint64_t switch_flags;               /* KILN_SWITCH_USER_DS_FIRST with userds=1 */
 static bool via_syscall;                    /* entry=syscall: SWITCH_TASK through SYSCALL, not ud2 */
 static uint64_t deadline;
@@ -111,6 +122,46 @@ static void record(struct cpu_result *r, uint64_t round, uint64_t check, unsigne
     struct failure *f = &r->record[r->records];
     *f = (struct failure){ round, check, task, gen, tls, data, kiln_service(KILN_SVC_RDMSR, MSR_FS_BASE) };
     r->records++;
+}
+
+/*
+ * Ring 0, the #PF at COW_VA in the current address space: as Linux does for an anonymous page, a read of a missing
+ * page maps the shared zero page read-only; a write to it then gets a page of the task's own (the other of its two
+ * COW pages each time), mapped writable, and INVLPG drops the zero page's translation.
+ */
+RING0 static bool cow_fault(uint64_t cr2, uint64_t error)
+{
+    if (cr2 < COW_VA || cr2 >= COW_VA + PAGE)
+        return false;
+    uint64_t cr3;
+    __asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
+    uint64_t *pml = (uint64_t *)(cr3 & ~0xfffull);
+    uint64_t *pdpt = (uint64_t *)(pml[PRIVATE_VA >> 39] & ~0xfffull);
+    uint64_t *pd = (uint64_t *)(pdpt[0] & ~0xfffull);
+    uint64_t *pt = (uint64_t *)(pd[0] & ~0xfffull);
+    if (!(error & 1)) {                     /* not present: the zero page, read-only */
+        pt[2] = (uint64_t)zero_page | PTE_P | PTE_U;
+        return true;
+    }
+    if (!(error & 2))
+        return false;
+    pt[511] ^= 1;                           /* which COW page this time; the PT's last slot is otherwise unused */
+    uint64_t page = (uint64_t)pt + (4 + pt[511]) * PAGE;   /* pages 7 and 8 of the task's block */
+    pt[2] = page | PTE_P | PTE_W | PTE_U;
+    __asm__ volatile("invlpg (%0)" : : "r"(COW_VA) : "memory");
+    return true;
+}
+
+/* One anonymous-page life at COW_VA: unmap, read (zero page), write (COW), read back. Returns the wrong value or 0. */
+static uint64_t cow_cycle(unsigned space, unsigned task, uint64_t value, uint64_t *zero_read)
+{
+    task_page(space, task, 3)[2] = 0;
+    kiln_service(KILN_SVC_INVLPG, COW_VA);
+    volatile uint64_t *p = (volatile uint64_t *)(COW_VA + 8);
+    *zero_read = *p;                        /* #PF -> zero page */
+    *p = value;                             /* #PF -> own page */
+    uint64_t back = *p;
+    return back == value && *zero_read == 0 ? 0 : back;
 }
 
 /* A ring-0 service, entered as chosen on the command line (a Linux task enters its kernel through SYSCALL). */
@@ -172,6 +223,13 @@ static void worker(unsigned cpu)
             disturb_check(&disturb, k);
         }
         r->checks += checks;
+        if (cow) {
+            uint64_t zero_read, value = marker(space, task, 0xc) ^ (round << 20);
+            uint64_t bad = cow_cycle(space, task, value, &zero_read);
+            if (bad || zero_read)
+                record(r, round, checks, task, 0xc, zero_read, bad);
+            r->checks++;
+        }
         if (shared)
             __atomic_store_n(&owner[task], 0, __ATOMIC_SEQ_CST);
     }
@@ -205,6 +263,9 @@ int test_tlb(const char *cmdline)
     remap = arg_u64(cmdline, "remap", 0) != 0;
     kthread = arg_u64(cmdline, "kthread", 0) != 0;
     shared = arg_u64(cmdline, "shared", 0) != 0;
+    cow = arg_u64(cmdline, "cow", 0) != 0;
+    if (cow)
+        kiln_page_fault_hook = cow_fault;
     switch_flags = arg_u64(cmdline, "userds", 0) ? KILN_SWITCH_USER_DS_FIRST : 0;
     const char *entry = arg_str(cmdline, "entry");
     via_syscall = entry && strcmp(entry, "syscall") == 0;
@@ -218,9 +279,9 @@ int test_tlb(const char *cmdline)
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 
     uint64_t hz = tsc_hz();
-    printf("tlb: cpus %u tasks %u checks %u io_every %u timer_us %u idle_every %u remap %u shared %u kthread %u userds %u entry %s seconds %lu\n",
+    printf("tlb: cpus %u tasks %u checks %u io_every %u timer_us %u idle_every %u remap %u cow %u shared %u kthread %u userds %u entry %s seconds %lu\n",
            cpus, tasks, checks, disturb.io_every, disturb.timer_us, disturb.idle_every,
-           remap, shared, kthread, (unsigned)switch_flags, via_syscall ? "syscall" : "ud2", seconds);
+           remap, cow, shared, kthread, (unsigned)switch_flags, via_syscall ? "syscall" : "ud2", seconds);
     if (cpus > 1)
         smp_boot_aps(ap_worker);
     deadline = rdtsc() + seconds * hz;
