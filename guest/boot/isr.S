@@ -71,10 +71,24 @@ isr_timer:
     popq %rax
     iretq
 
+/* A TLB shootdown (KILN_FLUSH_VECTOR): reloading CR3 flushes this CPU's non-global translations. */
+    .globl isr_flush
+isr_flush:
+    pushq %rax
+    movq %cr3, %rax
+    movq %rax, %cr3
+    lock incq flush_acks(%rip)
+    movq $0xfee000b0, %rax
+    movl $0, (%rax)
+    popq %rax
+    iretq
+
     .data
     .balign 8
-    .globl timer_ticks
+    .globl timer_ticks, flush_acks
 timer_ticks:
+    .quad 0
+flush_acks:
     .quad 0
 
     .section .rodata

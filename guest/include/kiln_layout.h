@@ -56,6 +56,8 @@
 
 /* The only device interrupt the test guest handles: its local APIC timer (boot/isr.S counts and EOIs it). */
 #define KILN_TIMER_VECTOR       32
+/* A TLB-shootdown IPI (test=pvflush): boot/isr.S reloads CR3 (flushing the TLB), counts it in flush_acks, EOIs. */
+#define KILN_FLUSH_VECTOR       33
 
 /* QEMU isa-debug-exit compatible port; the VMM exits with (code << 1) | 1. */
 #define DEBUG_EXIT_PORT 0xf4

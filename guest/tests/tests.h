@@ -27,5 +27,6 @@ int test_devdirty(const char *cmdline);
 int test_disk_writer(const char *cmdline);
 int test_fsbase(const char *cmdline);
 int test_tlb(const char *cmdline);
+int test_pvflush(const char *cmdline);
 
 #endif
