@@ -40,6 +40,8 @@
 #define KILN_SVC_RDMSR          6   /* rdmsr: MSR index RSI -> RAX */
 #define KILN_SVC_SWITCH_TASK    7   /* a kernel's context switch: CR3 = RSI (0: keep), FS base = RDX */
 #define KILN_SWITCH_USER_DS_FIRST 1 /* in SWITCH_TASK's RSI: a zero FS base loads __USER_DS, then the null selector */
+#define KILN_SWITCH_NULL_SEL_FIRST 2 /* in SWITCH_TASK's RSI: a non-zero base loads the null selector first
+                                        (Linux's arch_prctl(ARCH_SET_FS)) */
 #define KILN_SVC_USER_IF        8   /* RSI != 0: ring 3 runs with interrupts enabled from now on; 0: disabled */
 #define KILN_SVC_IDLE           9   /* sti; hlt; cli at ring 0: waits for one interrupt, as an idle kernel does */
 #define KILN_SVC_INVLPG         10  /* invlpg (RSI) */

@@ -67,15 +67,18 @@ static uint64_t svc_rdmsr(struct trap_frame *f, uint64_t msr)
  * What Linux 6.1 (without PCID and FSGSBASE) does when it switches to another task: load its page tables (MOV CR3
  * flushes the non-global TLB entries) and its FS state (load_seg_legacy(): a zero base is a null selector load,
  * preceded by __USER_DS on CPUs with X86_BUG_NULL_SEG; any other base a WRMSR). RSI = CR3 (0: keep the current
- * one, as for a kernel thread) | SWITCH_USER_DS_FIRST, RDX = FS base.
+ * one, as for a kernel thread) | KILN_SWITCH_* flags, RDX = FS base.
  */
 static uint64_t svc_switch_task(struct trap_frame *f, uint64_t arg)
 {
     uint64_t cr3 = arg & ~0xfffull;
     if (cr3)
         __asm__ volatile("mov %0, %%cr3" : : "r"(cr3) : "memory");
-    if (f->rdx)
+    if (f->rdx) {
+        if (arg & KILN_SWITCH_NULL_SEL_FIRST)
+            __asm__ volatile("mov %0, %%fs" : : "r"(0u));
         return svc_wrmsr(f, 0xC0000100u);
+    }
     if (arg & KILN_SWITCH_USER_DS_FIRST)
         __asm__ volatile("mov %0, %%fs" : : "r"((uint32_t)(SEL_UDATA | 3)));
     __asm__ volatile("mov %0, %%fs" : : "r"(0u));

@@ -14,6 +14,7 @@
  *
  * `kthread=1` makes every other switch one to a kernel thread: it loads a null FS selector (base 0) instead of
  * writing the base, preceded by __USER_DS with `userds=1`, as Linux does for such tasks; it runs no user code.
+ * `setfs=1` loads the null selector before writing a non-zero base, as Linux's arch_prctl(ARCH_SET_FS) does.
  *
  * Written as a reproducer for the 2-vCPU Linux failure on PVM hosts (guestkit/README.md). Exit 0 when every read
  * was right, 1 otherwise.
@@ -50,7 +51,7 @@ static volatile unsigned started;
 static unsigned tasks, checks;
 static struct disturb disturb;
 static bool kthread;                        /* every other switch is to a kernel thread (FS base 0) */
-static uint64_t switch_flags;               /* KILN_SWITCH_USER_DS_FIRST with userds=1 */
+static uint64_t switch_flags;               /* KILN_SWITCH_USER_DS_FIRST (userds=1), _NULL_SEL_FIRST (setfs=1) */
 static bool via_syscall;                    /* entry=syscall: SWITCH_TASK through SYSCALL, not ud2 */
 static uint64_t deadline;                   /* TSC; the BSP (cpu 0) ends the run */
 
@@ -126,7 +127,7 @@ static void worker(unsigned cpu)
             enter(KILN_SVC_SWITCH_TASK, switch_flags, 0);
             continue;
         }
-        enter(KILN_SVC_SWITCH_TASK, 0, base);
+        enter(KILN_SVC_SWITCH_TASK, switch_flags & KILN_SWITCH_NULL_SEL_FIRST, base);
         for (unsigned k = 0; k < checks; k++) {
             uint64_t m = fs_read_marker(), s = fs_read_self();
             if (m != marker || s != base)
@@ -160,7 +161,8 @@ int test_fsbase(const char *cmdline)
     tasks = (unsigned)arg_u64(cmdline, "tasks", 4);
     checks = (unsigned)arg_u64(cmdline, "checks", 100);
     kthread = arg_u64(cmdline, "kthread", 0) != 0;
-    switch_flags = arg_u64(cmdline, "userds", 0) ? KILN_SWITCH_USER_DS_FIRST : 0;
+    switch_flags = (arg_u64(cmdline, "userds", 0) ? KILN_SWITCH_USER_DS_FIRST : 0)
+                 | (arg_u64(cmdline, "setfs", 0) ? KILN_SWITCH_NULL_SEL_FIRST : 0);
     const char *entry = arg_str(cmdline, "entry");
     via_syscall = entry && strcmp(entry, "syscall") == 0;
     if (cpus < 1 || cpus > KILN_MAX_CPUS || tasks < 1 || tasks > MAX_TASKS || checks < 1 || !disturb_parse(cmdline, &disturb)) {
@@ -171,7 +173,7 @@ int test_fsbase(const char *cmdline)
         tls_init(c);
 
     uint64_t hz = tsc_hz();
-    printf("fsbase: cpus %u tasks %u checks %u io_every %u timer_us %u idle_every %u kthread %u userds %u entry %s seconds %lu\n",
+    printf("fsbase: cpus %u tasks %u checks %u io_every %u timer_us %u idle_every %u kthread %u flags %u entry %s seconds %lu\n",
            cpus, tasks, checks, disturb.io_every, disturb.timer_us, disturb.idle_every, kthread,
            (unsigned)switch_flags, via_syscall ? "syscall" : "ud2", seconds);
     if (cpus > 1)

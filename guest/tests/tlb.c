@@ -68,7 +68,7 @@ static volatile unsigned owner[MAX_TASKS];  /* shared: 0 = free, else the CPU ru
 static volatile unsigned shared_gen[MAX_TASKS];
 static bool cow;                            /* cow=1: a zero-page read, then a copy-on-write fault, each switch */
 static uint8_t zero_page[4096] __attribute__((aligned(4096)));
-static uint64_t switch_flags;               /* KILN_SWITCH_USER_DS_FIRST with userds=1 */
+static uint64_t switch_flags;               /* KILN_SWITCH_USER_DS_FIRST (userds=1), _NULL_SEL_FIRST (setfs=1) */
 static bool via_syscall;                    /* entry=syscall: SWITCH_TASK through SYSCALL, not ud2 */
 static uint64_t deadline;
 
@@ -214,7 +214,8 @@ static void worker(unsigned cpu)
             task_page(space, task, 3)[1] = (uint64_t)task_page(space, task, 5 + task_gen[task]) | TABLE_FLAGS;
             __atomic_thread_fence(__ATOMIC_SEQ_CST);
         }
-        enter(KILN_SVC_SWITCH_TASK, (uint64_t)task_page(space, task, 0), PRIVATE_VA + FS_OFFSET);
+        enter(KILN_SVC_SWITCH_TASK, (uint64_t)task_page(space, task, 0) | (switch_flags & KILN_SWITCH_NULL_SEL_FIRST),
+              PRIVATE_VA + FS_OFFSET);
         uint64_t want_tls = marker(space, task, 0xf), want_data = marker(space, task, task_gen[task]);
         for (unsigned k = 0; k < checks; k++) {
             uint64_t tls = read_tls(), data = read_data();
@@ -266,7 +267,8 @@ int test_tlb(const char *cmdline)
     cow = arg_u64(cmdline, "cow", 0) != 0;
     if (cow)
         kiln_page_fault_hook = cow_fault;
-    switch_flags = arg_u64(cmdline, "userds", 0) ? KILN_SWITCH_USER_DS_FIRST : 0;
+    switch_flags = (arg_u64(cmdline, "userds", 0) ? KILN_SWITCH_USER_DS_FIRST : 0)
+                 | (arg_u64(cmdline, "setfs", 0) ? KILN_SWITCH_NULL_SEL_FIRST : 0);
     const char *entry = arg_str(cmdline, "entry");
     via_syscall = entry && strcmp(entry, "syscall") == 0;
     if (cpus < 1 || cpus > KILN_MAX_CPUS || tasks < 2 || tasks > MAX_TASKS || (shared && tasks <= cpus) || checks < 1 || !disturb_parse(cmdline, &disturb)) {
@@ -279,7 +281,7 @@ int test_tlb(const char *cmdline)
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 
     uint64_t hz = tsc_hz();
-    printf("tlb: cpus %u tasks %u checks %u io_every %u timer_us %u idle_every %u remap %u cow %u shared %u kthread %u userds %u entry %s seconds %lu\n",
+    printf("tlb: cpus %u tasks %u checks %u io_every %u timer_us %u idle_every %u remap %u cow %u shared %u kthread %u flags %u entry %s seconds %lu\n",
            cpus, tasks, checks, disturb.io_every, disturb.timer_us, disturb.idle_every,
            remap, cow, shared, kthread, (unsigned)switch_flags, via_syscall ? "syscall" : "ud2", seconds);
     if (cpus > 1)
