@@ -28,5 +28,6 @@ int test_disk_writer(const char *cmdline);
 int test_fsbase(const char *cmdline);
 int test_tlb(const char *cmdline);
 int test_pvflush(const char *cmdline);
+int test_ptrecycle(const char *cmdline);
 
 #endif
