@@ -29,5 +29,6 @@ int test_fsbase(const char *cmdline);
 int test_tlb(const char *cmdline);
 int test_pvflush(const char *cmdline);
 int test_ptrecycle(const char *cmdline);
+int test_ptwrite(const char *cmdline);
 
 #endif
