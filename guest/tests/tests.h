@@ -30,5 +30,6 @@ int test_tlb(const char *cmdline);
 int test_pvflush(const char *cmdline);
 int test_ptrecycle(const char *cmdline);
 int test_ptwrite(const char *cmdline);
+int test_xstate(const char *cmdline);
 
 #endif
