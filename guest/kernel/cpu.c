@@ -1,7 +1,8 @@
 /*
  * Per-CPU descriptor-table setup (ring 0, emulated): the shared IDT for the
- * 32 exception vectors, the local APIC timer's and the TLB-shootdown IPI's, and one TSS per CPU whose RSP0 is that CPU's kernel
- * stack, so exceptions and service calls from ring 3 have a stack to run on.
+ * 32 exception vectors, the local APIC timer and the TLB-shootdown IPI, and
+ * one TSS per CPU whose RSP0 is that CPU's kernel stack, so exceptions and
+ * service calls from ring 3 have a stack to run on.
  *
  * Port I/O from ring 3: the PVM host runs guest ring 3 with the hardware
  * IOPL forced to 0 and drops the guest's IOPL, so every in/out traps and
