@@ -34,7 +34,7 @@ static const struct {
     { "pvflush", test_pvflush, "[pv=1|0] [seconds=5] [delay_us=0]" },
     { "ptrecycle", test_ptrecycle, "[cpus=2] [seconds=5] [pool=64] [checks=100] [entry=ud2|syscall] [io_every=N] [timer_us=N] [idle_every=N]" },
     { "ptwrite", test_ptwrite, "[seconds=2] [kinds=all|mov|movsb|sse|avx|avx512]" },
-    { "xstate", test_xstate, "" },
+    { "xstate", test_xstate, "[cpus=1|2]" },
 };
 
 int test_main(const char *cmdline)

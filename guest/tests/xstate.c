@@ -10,8 +10,9 @@
  * The test reports the ring-3 view (CPUID OSXSAVE, XGETBV, the guest's own CR4.OSXSAVE) and then plays two tasks
  * on one CPU with FXSAVE/FXRSTOR context switches at ring 0: task A puts a value in xmm1 and (if AVX-512 runs)
  * in ymm16, task B overwrites both, back to A. xmm1 must come back (FXRSTOR restores it); ymm16 comes back as B's
- * value: `ymm16 lost: yes`. Exit 0 when xmm1 survived (whatever happened to ymm16), 1 otherwise; the printed lines
- * are the result.
+ * value: `ymm16 lost: yes`. With `cpus=2` task A then moves to CPU 1 (FXRSTOR of its image there, as after a
+ * migration) and reads both again: ymm16 holds CPU 1's own value, zero where nothing used it yet.
+ * Exit 0 when xmm1 survived (whatever happened to ymm16), 1 otherwise; the printed lines are the result.
  */
 #include "tests.h"
 
@@ -33,6 +34,31 @@ RING0 static uint64_t read_cr4(void)
     uint64_t cr4;
     __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
     return cr4;
+}
+
+RING0 static uint64_t fx_restore(void)
+{
+    __asm__ volatile("fxrstor (%0)" : : "r"(load_from) : "memory");
+    return 0;
+}
+
+static volatile bool moved, moved_avx512;
+static volatile uint64_t moved_xmm1, moved_ymm16;
+
+static uint64_t get_xmm1(void);
+static uint64_t get_ymm16(void);
+
+/* CPU 1: task A resumes here after a "migration": its FXSAVE image restored, nothing else. */
+static void resume_on_cpu1(unsigned slot)
+{
+    if (slot != 1)
+        return;
+    load_from = area_a;
+    kiln_service(KILN_SVC_RING0_CALL, (uint64_t)fx_restore);
+    moved_xmm1 = get_xmm1();
+    if (moved_avx512)
+        moved_ymm16 = get_ymm16();
+    moved = true;
 }
 
 static void switch_tasks(uint8_t *from, uint8_t *to)
@@ -67,7 +93,7 @@ static uint64_t get_ymm16(void)
 
 int test_xstate(const char *cmdline)
 {
-    (void)cmdline;
+    unsigned cpus = (unsigned)arg_u64(cmdline, "cpus", 1);
     uint32_t r[4];
     cpuid_native(1, 0, r);
     bool osxsave = r[2] & (1u << 27);
@@ -98,5 +124,23 @@ int test_xstate(const char *cmdline)
         printf(", ymm16 0x%lx, ymm16 lost: %s", y, y == 0xAAAA000000000001ull ? "no" : "yes");
     }
     printf("\n");
-    return xmm1 == 0xAAAA000000000001ull ? 0 : 1;
+    if (cpus < 2)
+        return xmm1 == 0xAAAA000000000001ull ? 0 : 1;
+
+    /* Task A's image (xmm1 = A's value) was saved by the last switch; it now resumes on CPU 1. */
+    moved_avx512 = avx512;
+    smp_boot_aps(resume_on_cpu1);
+    uint64_t until = rdtsc() + 2 * tsc_hz();
+    while (!moved && (int64_t)(rdtsc() - until) < 0)
+        cpu_relax();
+    if (!moved) {
+        puts("xstate: CPU 1 did not start");
+        return 1;
+    }
+    printf("xstate: task A resumed on CPU 1: xmm1 0x%lx (%s)", moved_xmm1,
+           moved_xmm1 == 0xAAAA000000000001ull ? "kept" : "LOST");
+    if (avx512)
+        printf(", ymm16 0x%lx (task A's: %s)", moved_ymm16, moved_ymm16 == 0xAAAA000000000001ull ? "yes" : "no");
+    printf("\n");
+    return xmm1 == 0xAAAA000000000001ull && moved_xmm1 == 0xAAAA000000000001ull ? 0 : 1;
 }
