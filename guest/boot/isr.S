@@ -58,6 +58,39 @@ isr_common:
     addq $16, %rsp                  /* vector + error code */
     iretq
 
+/*
+ * The local APIC timer (KILN_TIMER_VECTOR): count the tick, EOI, return. Test bodies that turn it on
+ * (lib/lapic_timer.c) use it to interrupt ring 3 and to wake an idle CPU.
+ */
+    .globl isr_timer
+isr_timer:
+    pushq %rax
+    lock incq timer_ticks(%rip)
+    movq $0xfee000b0, %rax          /* LAPIC EOI register */
+    movl $0, (%rax)
+    popq %rax
+    iretq
+
+/* A TLB shootdown (KILN_FLUSH_VECTOR): reloading CR3 flushes this CPU's non-global translations. */
+    .globl isr_flush
+isr_flush:
+    pushq %rax
+    movq %cr3, %rax
+    movq %rax, %cr3
+    lock incq flush_acks(%rip)
+    movq $0xfee000b0, %rax
+    movl $0, (%rax)
+    popq %rax
+    iretq
+
+    .data
+    .balign 8
+    .globl timer_ticks, flush_acks
+timer_ticks:
+    .quad 0
+flush_acks:
+    .quad 0
+
     .section .rodata
     .balign 8
     .globl isr_stub_table

@@ -53,6 +53,40 @@ static inline uint64_t kiln_service(uint64_t nr, uint64_t arg)
     return ret;
 }
 
+/* A service call with a second argument in RDX (e.g. KILN_SVC_WRMSR's value). */
+static inline uint64_t kiln_service2(uint64_t nr, uint64_t arg, uint64_t arg2)
+{
+    uint64_t ret;
+    __asm__ volatile("ud2" : "=a"(ret) : "a"((uint64_t)KILN_SVC_MAGIC), "D"(nr), "S"(arg), "d"(arg2) : "memory");
+    return ret;
+}
+
+/*
+ * The same service through SYSCALL (PVM hosts only, after kiln_syscall_enable(); see KILN_SYSCALL_ENTRY_VA).
+ * SYSCALL clobbers RCX and R11.
+ */
+static inline uint64_t kiln_syscall2(uint64_t nr, uint64_t arg, uint64_t arg2)
+{
+    uint64_t ret;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"((uint64_t)KILN_SVC_MAGIC), "D"(nr), "S"(arg), "d"(arg2)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+
+static inline void kiln_syscall_enable(void)
+{
+    __asm__ volatile("ud2" : : "a"((uint64_t)KILN_SVC_MAGIC), "D"((uint64_t)KILN_SVC_WRMSR),
+                     "S"((uint64_t)MSR_LSTAR_INDEX), "d"(KILN_SYSCALL_ENTRY_VA) : "memory");
+}
+
+/*
+ * A test's page-fault handler, called at ring 0 (so: integer code only, e.g. RING0 functions in tests/) for every
+ * #PF that is not a service call; returns true when it fixed the fault (the access is retried), false to report it.
+ */
+extern bool (*volatile kiln_page_fault_hook)(uint64_t cr2, uint64_t error);
+
 /*
  * CPUID as configured by the VMM. Executed at ring 0 through a service call:
  * on a PVM host without CPUID faulting, a ring-3 CPUID runs natively and
@@ -134,6 +168,14 @@ void delay_us(uint64_t us);
  * and halts when entry returns.
  */
 void smp_boot_aps(void (*entry)(unsigned slot));
+
+/*
+ * The calling CPU's local APIC timer, periodic at KILN_TIMER_VECTOR (lib/lapic_timer.c). Ring 3 only sees the
+ * interrupts once KILN_SVC_USER_IF turned them on; boot/isr.S counts them in timer_ticks (all CPUs).
+ */
+void lapic_timer_start(unsigned period_us);
+void lapic_timer_stop(void);
+extern volatile uint64_t timer_ticks;
 
 /* Provided by the test registry (tests/registry.c); return value -> debug exit. */
 int test_main(const char *cmdline);

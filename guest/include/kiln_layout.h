@@ -36,7 +36,30 @@
 #define KILN_SVC_HALT           2   /* never returns: cli; hlt forever on this CPU */
 #define KILN_SVC_CPUID          3   /* CPUID leaf RSI, subleaf RDX, at ring 0 -> RAX..RDX */
 #define KILN_SVC_RING0_CALL     4   /* calls the function at RSI (uint64_t f(void)) at ring 0 -> RAX */
-#define KILN_SVC_COUNT          5
+#define KILN_SVC_WRMSR          5   /* wrmsr: MSR index RSI, value RDX (as a kernel's context switch does) */
+#define KILN_SVC_RDMSR          6   /* rdmsr: MSR index RSI -> RAX */
+#define KILN_SVC_SWITCH_TASK    7   /* a kernel's context switch: CR3 = RSI (0: keep), FS base = RDX */
+#define KILN_SWITCH_USER_DS_FIRST 1 /* in SWITCH_TASK's RSI: a zero FS base loads __USER_DS, then the null selector */
+#define KILN_SWITCH_NULL_SEL_FIRST 2 /* in SWITCH_TASK's RSI: a non-zero base loads the null selector first
+                                        (Linux's arch_prctl(ARCH_SET_FS)) */
+#define KILN_SVC_USER_IF        8   /* RSI != 0: ring 3 runs with interrupts enabled from now on; 0: disabled */
+#define KILN_SVC_IDLE           9   /* sti; hlt; cli at ring 0: waits for one interrupt, as an idle kernel does */
+#define KILN_SVC_INVLPG         10  /* invlpg (RSI) */
+#define KILN_SVC_COUNT          11
+
+/*
+ * SYSCALL as a service entry (kiln_syscall2): on a PVM host SYSCALL from guest ring 3 jumps to MSR_LSTAR still at
+ * ring 3; LSTAR points at this unmapped address, so it faults there and the #PF handler runs the service, as the
+ * guest kit's Linux does for its system calls. Elsewhere (VMX/SVM) SYSCALL enters ring 0 at the same unmapped
+ * address, a #PF at ring 0 that the handler does not take for a system call: use ud2 services there.
+ */
+#define KILN_SYSCALL_ENTRY_VA   0x7f0000000000ul
+#define MSR_LSTAR_INDEX         0xC0000082u
+
+/* The only device interrupt the test guest handles: its local APIC timer (boot/isr.S counts and EOIs it). */
+#define KILN_TIMER_VECTOR       32
+/* A TLB-shootdown IPI (test=pvflush): boot/isr.S reloads CR3 (flushing the TLB), counts it in flush_acks, EOIs. */
+#define KILN_FLUSH_VECTOR       33
 
 /* QEMU isa-debug-exit compatible port; the VMM exits with (code << 1) | 1. */
 #define DEBUG_EXIT_PORT 0xf4

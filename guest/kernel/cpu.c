@@ -1,7 +1,8 @@
 /*
  * Per-CPU descriptor-table setup (ring 0, emulated): the shared IDT for the
- * 32 exception vectors, and one TSS per CPU whose RSP0 is that CPU's kernel
- * stack, so exceptions and service calls from ring 3 have a stack to run on.
+ * 32 exception vectors, the local APIC timer and the TLB-shootdown IPI, and
+ * one TSS per CPU whose RSP0 is that CPU's kernel stack, so exceptions and
+ * service calls from ring 3 have a stack to run on.
  *
  * Port I/O from ring 3: the PVM host runs guest ring 3 with the hardware
  * IOPL forced to 0 and drops the guest's IOPL, so every in/out traps and
@@ -39,6 +40,8 @@ struct desc_ptr {
 
 extern uint64_t gdt[];                      /* boot/gdt.S */
 extern const uint64_t isr_stub_table[32];   /* boot/isr.S */
+extern const char isr_timer[];              /* boot/isr.S: vector KILN_TIMER_VECTOR */
+extern const char isr_flush[];              /* boot/isr.S: vector KILN_FLUSH_VECTOR */
 extern char kstacks[];                      /* boot/entry64.S */
 
 #define TSS_STRIDE 128
@@ -51,12 +54,12 @@ static struct {
     uint8_t iobitmap[65536 / 8];    /* bit set = port denied; all clear */
     uint8_t iobitmap_end;           /* architecturally required 0xff terminator */
 } tss_area __attribute__((aligned(TSS_STRIDE))) = { .iobitmap_end = 0xff };
-static struct idt_gate idt[32] __attribute__((aligned(16)));
+static struct idt_gate idt[KILN_FLUSH_VECTOR + 1] __attribute__((aligned(16)));
 
 void idt_init(void)
 {
-    for (int v = 0; v < 32; v++) {
-        uint64_t h = isr_stub_table[v];
+    for (int v = 0; v <= KILN_FLUSH_VECTOR; v++) {
+        uint64_t h = v < 32 ? isr_stub_table[v] : v == KILN_TIMER_VECTOR ? (uint64_t)isr_timer : (uint64_t)isr_flush;
         idt[v].offset_lo = (uint16_t)h;
         idt[v].selector = SEL_KCODE64;
         idt[v].ist = 0;

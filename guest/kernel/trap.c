@@ -48,6 +48,66 @@ static uint64_t svc_ring0_call(struct trap_frame *f, uint64_t fn)
     return ((uint64_t (*)(void))fn)();
 }
 
+/* Emulated WRMSR/RDMSR at ring 0 (tests/fsbase.c sets MSR_FS_BASE like a kernel switching tasks). */
+static uint64_t svc_wrmsr(struct trap_frame *f, uint64_t msr)
+{
+    __asm__ volatile("wrmsr" : : "c"((uint32_t)msr), "a"((uint32_t)f->rdx), "d"((uint32_t)(f->rdx >> 32)) : "memory");
+    return 0;
+}
+
+static uint64_t svc_rdmsr(struct trap_frame *f, uint64_t msr)
+{
+    (void)f;
+    uint32_t lo, hi;
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"((uint32_t)msr));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+/*
+ * What Linux 6.1 (without PCID and FSGSBASE) does when it switches to another task: load its page tables (MOV CR3
+ * flushes the non-global TLB entries) and its FS state (load_seg_legacy(): a zero base is a null selector load,
+ * preceded by __USER_DS on CPUs with X86_BUG_NULL_SEG; any other base a WRMSR). RSI = CR3 (0: keep the current
+ * one, as for a kernel thread) | KILN_SWITCH_* flags, RDX = FS base.
+ */
+static uint64_t svc_switch_task(struct trap_frame *f, uint64_t arg)
+{
+    uint64_t cr3 = arg & ~0xfffull;
+    if (cr3)
+        __asm__ volatile("mov %0, %%cr3" : : "r"(cr3) : "memory");
+    if (f->rdx) {
+        if (arg & KILN_SWITCH_NULL_SEL_FIRST)
+            __asm__ volatile("mov %0, %%fs" : : "r"(0u));
+        return svc_wrmsr(f, 0xC0000100u);
+    }
+    if (arg & KILN_SWITCH_USER_DS_FIRST)
+        __asm__ volatile("mov %0, %%fs" : : "r"((uint32_t)(SEL_UDATA | 3)));
+    __asm__ volatile("mov %0, %%fs" : : "r"(0u));
+    return 0;
+}
+
+static uint64_t svc_user_if(struct trap_frame *f, uint64_t on)
+{
+    f->rflags = on ? f->rflags | 0x200 : f->rflags & ~0x200ull;
+    return 0;
+}
+
+static uint64_t svc_idle(struct trap_frame *f, uint64_t arg)
+{
+    (void)f;
+    (void)arg;
+    __asm__ volatile("sti; hlt; cli" : : : "memory");
+    return 0;
+}
+
+static uint64_t svc_invlpg(struct trap_frame *f, uint64_t va)
+{
+    (void)f;
+    __asm__ volatile("invlpg (%0)" : : "r"(va) : "memory");
+    return 0;
+}
+
+bool (*volatile kiln_page_fault_hook)(uint64_t cr2, uint64_t error);
+
 /* Add a service: number in kiln_layout.h, function here. */
 static const service_fn services[KILN_SVC_COUNT] = {
     [KILN_SVC_PING] = svc_ping,
@@ -55,6 +115,12 @@ static const service_fn services[KILN_SVC_COUNT] = {
     [KILN_SVC_HALT] = svc_halt,
     [KILN_SVC_CPUID] = svc_cpuid,
     [KILN_SVC_RING0_CALL] = svc_ring0_call,
+    [KILN_SVC_WRMSR] = svc_wrmsr,
+    [KILN_SVC_RDMSR] = svc_rdmsr,
+    [KILN_SVC_SWITCH_TASK] = svc_switch_task,
+    [KILN_SVC_USER_IF] = svc_user_if,
+    [KILN_SVC_IDLE] = svc_idle,
+    [KILN_SVC_INVLPG] = svc_invlpg,
 };
 
 static bool is_service_call(const struct trap_frame *f)
@@ -64,13 +130,38 @@ static bool is_service_call(const struct trap_frame *f)
         && insn[0] == 0x0f && insn[1] == 0x0b;
 }
 
+/* A user-mode #PF at KILN_SYSCALL_ENTRY_VA: a SYSCALL on a PVM host (see kiln_layout.h). */
+static bool is_syscall_fault(const struct trap_frame *f)
+{
+    if (f->vector != 14 || f->rip != KILN_SYSCALL_ENTRY_VA || (f->cs & 3) != 3 || f->rax != KILN_SVC_MAGIC)
+        return false;
+    uint64_t cr2;
+    __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+    return cr2 == KILN_SYSCALL_ENTRY_VA;
+}
+
 void trap_handler(struct trap_frame *f)
 {
+    if (is_syscall_fault(f)) {
+        /* SYSCALL saved the return RIP in RCX and RFLAGS in R11; the fault's IRETQ goes back there. */
+        uint64_t nr = f->rdi;
+        f->rip = f->rcx;
+        f->rflags = f->r11;
+        f->rax = nr < KILN_SVC_COUNT && services[nr] ? services[nr](f, f->rsi) : ~0ull;
+        return;
+    }
     if (is_service_call(f)) {
         uint64_t nr = f->rdi;
         f->rax = nr < KILN_SVC_COUNT && services[nr] ? services[nr](f, f->rsi) : ~0ull;
         f->rip += 2;                        /* skip the ud2 */
         return;
+    }
+
+    if (f->vector == 14 && kiln_page_fault_hook) {
+        uint64_t cr2;
+        __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+        if (kiln_page_fault_hook(cr2, f->error))
+            return;
     }
 
     printf("guest: exception %u error 0x%lx rip 0x%lx\n", (unsigned)f->vector, f->error, f->rip);

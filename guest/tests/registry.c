@@ -29,6 +29,12 @@ static const struct {
     { "dirty", test_dirty, "[mb=64] [static_mb=16] [tick_ms=100] [ticks=0]" },
     { "devdirty", test_devdirty, "[mb=32] [disk_mb=4] [tick_ms=100] [transport=pci|mmio]" },
     { "disk-writer", test_disk_writer, "[blocks=4096] [writes=0] [tick_ms=100] [seed=1] [transport=pci|mmio]" },
+    { "fsbase", test_fsbase, "[cpus=2] [seconds=5] [tasks=4] [checks=100] [kthread=0|1] [userds=0|1] [setfs=0|1] [entry=ud2|syscall] [io_every=N] [timer_us=N] [idle_every=N]" },
+    { "tlb", test_tlb, "[cpus=2] [seconds=5] [tasks=4] [checks=100] [remap=0|1] [cow=0|1] [shared=0|1] [kthread=0|1] [userds=0|1] [setfs=0|1] [entry=ud2|syscall] [io_every=N] [timer_us=N] [idle_every=N]" },
+    { "pvflush", test_pvflush, "[pv=1|0] [seconds=5] [delay_us=0]" },
+    { "ptrecycle", test_ptrecycle, "[cpus=2] [seconds=5] [pool=64] [checks=100] [entry=ud2|syscall] [io_every=N] [timer_us=N] [idle_every=N]" },
+    { "ptwrite", test_ptwrite, "[seconds=2] [kinds=all|mov|movsb|sse|avx|avx512]" },
+    { "xstate", test_xstate, "[cpus=1|2]" },
 };
 
 int test_main(const char *cmdline)

@@ -25,5 +25,11 @@ int test_dirty(const char *cmdline);
 int test_counter(const char *cmdline);
 int test_devdirty(const char *cmdline);
 int test_disk_writer(const char *cmdline);
+int test_fsbase(const char *cmdline);
+int test_tlb(const char *cmdline);
+int test_pvflush(const char *cmdline);
+int test_ptrecycle(const char *cmdline);
+int test_ptwrite(const char *cmdline);
+int test_xstate(const char *cmdline);
 
 #endif
