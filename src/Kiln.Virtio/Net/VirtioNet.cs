@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using Kiln.Devices.State;
 using Kiln.Interop;
 using Kiln.Memory;
@@ -19,7 +18,6 @@ public sealed class VirtioNet : VirtioDevice
     public const ushort StatusLinkUp = 1;
 
     private const int ReceiveQueue = 0, TransmitQueue = 1;
-    private static readonly long RxSpinTicks = Stopwatch.Frequency / 20_000; // 50 µs
 
     private readonly INetBackend _backend;
     private readonly ulong _features;
@@ -243,32 +241,19 @@ public sealed class VirtioNet : VirtioDevice
     private void Receive(Virtqueue queue)
     {
         queue.SuppressNotifications(Memory);
-        bool delivered = false, streaming = false;
-        long lastFrame = 0;
+        bool delivered = false;
         while (!_backendBroken)
         {
             if (_rxPending == 0)
             {
                 if (!ReceiveNext(queue, ref delivered))
                 {
-                    // Drained. Publish what was delivered; then, if frames were flowing, look again for a moment
-                    // before going back to sleep (frames of a stream arrive microseconds apart, a wake-up per frame
-                    // costs more). A pass that saw no frame (a transmit kick) does not spin.
-                    if (delivered)
-                    {
-                        NotifyQueue(ReceiveQueue, queue);
-                        delivered = false;
-                    }
-                    if (streaming && _backend.ReadableFd is not null && Stopwatch.GetTimestamp() - lastFrame < RxSpinTicks)
-                    {
-                        Thread.SpinWait(16);
-                        continue;
-                    }
-                    WatchHostFd(); // wake us when the next frame arrives
+                    // Drained: sleep until the next frame. No spinning here: on a host with fewer cores than busy
+                    // threads (the guest's vCPU, the sender, this worker) a spin takes the CPU the frames' producer
+                    // needs, and measured no better than a wake-up per burst (bench/io/README.md).
+                    WatchHostFd();
                     break;
                 }
-                streaming = true;
-                lastFrame = Stopwatch.GetTimestamp();
                 if (_rxPending == 0)
                     continue; // delivered straight into a guest buffer, or dropped
             }
