@@ -28,44 +28,56 @@ public sealed class RingPoller
 
     /// <summary>Pops and handles chains until the ring is empty (and, when polling, has stayed empty for
     /// <see cref="Window"/>). <paramref name="handle"/> completes one chain (AddUsed and, if it wants, the interrupt).
+    /// While chains keep coming the driver stays asked not to notify (as QEMU's virtio_queue_set_notification
+    /// pattern): notifications are asked for only once the ring is empty, then it is checked once more.
     /// Protocol errors propagate to the caller.</summary>
     public void Serve(Virtqueue queue, GuestMemory memory, Action<DescriptorChain> handle)
     {
-        if (Stopwatch.GetTimestamp() >= _pollAgainAt)
-            Poll(queue, memory, handle);
-        while (queue.Pop(memory) is { } chain) // after polling: published before the driver saw notifications again
-            handle(chain);
+        while (true)
+        {
+            queue.SuppressNotifications(memory);
+            try
+            {
+                if (Stopwatch.GetTimestamp() >= _pollAgainAt)
+                    Poll(queue, memory, handle);
+                else
+                    while (queue.Pop(memory) is { } chain)
+                        handle(chain);
+            }
+            finally
+            {
+                queue.EnableNotifications(memory);
+            }
+            // Published before the driver could see that notifications are wanted again: no kick will come for it.
+            if (queue.Pop(memory) is not { } late)
+                return;
+            handle(late);
+        }
     }
 
     private void Poll(Virtqueue queue, GuestMemory memory, Action<DescriptorChain> handle)
     {
-        queue.SuppressNotifications(memory);
-        try
+        long idleSince = 0, last = 0; // 0: busy (the clock is read only while the ring is empty)
+        while (true)
         {
-            long now = Stopwatch.GetTimestamp(), idleSince = now, last = now;
-            while (true)
+            if (queue.Pop(memory) is { } chain)
             {
-                if (queue.Pop(memory) is { } chain)
-                {
-                    handle(chain);
-                    idleSince = last = Stopwatch.GetTimestamp();
-                    continue;
-                }
-                now = Stopwatch.GetTimestamp();
-                if (now - last > s_preempted)
-                {
-                    _pollAgainAt = now + s_backoff;
-                    return;
-                }
-                if (now - idleSince > s_window)
-                    return;
-                last = now;
-                Thread.SpinWait(8);
+                handle(chain);
+                idleSince = 0;
+                continue;
             }
-        }
-        finally
-        {
-            queue.EnableNotifications(memory);
+            long now = Stopwatch.GetTimestamp();
+            if (idleSince == 0)
+                idleSince = last = now;
+            if (now - last > s_preempted)
+            {
+                _pollAgainAt = now + s_backoff;
+                return;
+            }
+            if (now - idleSince > s_window)
+                return;
+            last = now;
+            Thread.SpinWait(8);
         }
     }
 }
