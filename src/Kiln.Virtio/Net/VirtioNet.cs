@@ -18,6 +18,7 @@ public sealed class VirtioNet : VirtioDevice
     public const ushort StatusLinkUp = 1;
 
     private const int ReceiveQueue = 0, TransmitQueue = 1;
+    private const int RxBurst = 256; // frames per pass before yielding to the worker loop (as QEMU's tx_burst)
 
     private readonly INetBackend _backend;
     private readonly ulong _features;
@@ -242,8 +243,16 @@ public sealed class VirtioNet : VirtioDevice
     {
         queue.SuppressNotifications(Memory);
         bool delivered = false;
-        while (!_backendBroken)
+        for (int frames = 0; !_backendBroken; frames++)
         {
+            if (frames == RxBurst)
+            {
+                // Come back through the worker's poll (at once: the tap is still readable). That gives the transmit
+                // queue its turn, and re-entering lets the runtime replace this loop's precompiled code with the
+                // optimized code it compiles for hot methods (a running loop keeps the code it was entered with).
+                WatchHostFd();
+                break;
+            }
             if (_rxPending == 0)
             {
                 if (!ReceiveNext(queue, ref delivered))

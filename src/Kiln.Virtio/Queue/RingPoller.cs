@@ -38,11 +38,9 @@ public sealed class RingPoller
             queue.SuppressNotifications(memory);
             try
             {
-                if (Stopwatch.GetTimestamp() >= _pollAgainAt)
-                    Poll(queue, memory, handle);
-                else
-                    while (queue.Pop(memory) is { } chain)
-                        handle(chain);
+                while (Stopwatch.GetTimestamp() >= _pollAgainAt ? Poll(queue, memory, handle) : Drain(queue, memory, handle))
+                {
+                }
             }
             finally
             {
@@ -55,15 +53,35 @@ public sealed class RingPoller
         }
     }
 
-    private void Poll(Virtqueue queue, GuestMemory memory, Action<DescriptorChain> handle)
+    /// <summary>Chains handled per call of <see cref="Poll"/> or <see cref="Drain"/> before it returns (and is called
+    /// again at once). A loop keeps running the code its method was entered with, so a stream served in one call
+    /// would run the precompiled (ReadyToRun) code to the end; re-entering lets the runtime switch to the optimized
+    /// code it compiles for hot methods.</summary>
+    private const int Burst = 256;
+
+    /// <summary>Handles up to <see cref="Burst"/> chains; true when it stopped at that limit (more may be waiting).</summary>
+    private static bool Drain(Virtqueue queue, GuestMemory memory, Action<DescriptorChain> handle)
+    {
+        for (int n = 0; n < Burst; n++)
+        {
+            if (queue.Pop(memory) is not { } chain)
+                return false;
+            handle(chain);
+        }
+        return true;
+    }
+
+    /// <summary>Like <see cref="Drain"/>, but an empty ring is watched for <see cref="Window"/> before giving up.</summary>
+    private bool Poll(Virtqueue queue, GuestMemory memory, Action<DescriptorChain> handle)
     {
         long idleSince = 0, last = 0; // 0: busy (the clock is read only while the ring is empty)
-        while (true)
+        for (int n = 0; n < Burst;)
         {
             if (queue.Pop(memory) is { } chain)
             {
                 handle(chain);
                 idleSince = 0;
+                n++;
                 continue;
             }
             long now = Stopwatch.GetTimestamp();
@@ -72,12 +90,13 @@ public sealed class RingPoller
             if (now - last > s_preempted)
             {
                 _pollAgainAt = now + s_backoff;
-                return;
+                return false;
             }
             if (now - idleSince > s_window)
-                return;
+                return false;
             last = now;
             Thread.SpinWait(8);
         }
+        return true;
     }
 }
