@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers.Binary;
 using Kiln.Devices.State;
 using Kiln.Interop;
@@ -119,6 +120,7 @@ public sealed class VirtioNet : VirtioDevice
             NotifyQueue(TransmitQueue, queue);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
     private void TransmitOne(DescriptorChain chain)
     {
         if (chain.WritableLength != 0)
@@ -138,6 +140,7 @@ public sealed class VirtioNet : VirtioDevice
     /// <summary>Hands one frame to the backend: the header from a copy that was checked (so the backend sees exactly
     /// what was checked, whatever the driver writes meanwhile), the rest straight from the guest's buffers when they
     /// fit in one gather, else from a staging copy.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
     private void Send(DescriptorChain chain)
     {
         int length = (int)chain.ReadableLength;
@@ -169,6 +172,7 @@ public sealed class VirtioNet : VirtioDevice
 
     /// <summary>The checked header, then the chain's bytes after it as spans over guest RAM (validated by the chain
     /// walk). False when they need more pieces than one gather holds, or a buffer crosses a RAM region.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
     private bool GatherTransmit(DescriptorChain chain, ref FramePieces pieces)
     {
         pieces.TryAdd(_txHeader);
@@ -239,6 +243,7 @@ public sealed class VirtioNet : VirtioDevice
     /// <summary>Moves frames from the backend into the receive queue. The driver is asked not to notify when it posts
     /// receive buffers (as QEMU does) except while the device waits for buffers: a driver that refills the ring frame
     /// by frame would otherwise exit to the VMM once per frame.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
     private void Receive(Virtqueue queue)
     {
         queue.SuppressNotifications(Memory);
@@ -277,6 +282,7 @@ public sealed class VirtioNet : VirtioDevice
     /// read straight into it and completed there, with no staging copy; what does not fit lands in
     /// <see cref="_rxFrame"/> and the frame is left pending for <see cref="Deliver"/> (more mergeable buffers, or a
     /// drop). Without a chain it is read into <see cref="_rxFrame"/> and held. False when no frame was waiting.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
     private bool ReceiveNext(Virtqueue queue, ref bool delivered)
     {
         if (_stash.Count == 0 && queue.Pop(Memory) is { } chain)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Diagnostics;
 using Kiln.Memory;
 
@@ -60,6 +61,7 @@ public sealed class RingPoller
     private const int Burst = 256;
 
     /// <summary>Handles up to <see cref="Burst"/> chains; true when it stopped at that limit (more may be waiting).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
     private static bool Drain(Virtqueue queue, GuestMemory memory, Action<DescriptorChain> handle)
     {
         for (int n = 0; n < Burst; n++)
@@ -72,6 +74,7 @@ public sealed class RingPoller
     }
 
     /// <summary>Like <see cref="Drain"/>, but an empty ring is watched for <see cref="Window"/> before giving up.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
     private bool Poll(Virtqueue queue, GuestMemory memory, Action<DescriptorChain> handle)
     {
         long idleSince = 0, last = 0; // 0: busy (the clock is read only while the ring is empty)

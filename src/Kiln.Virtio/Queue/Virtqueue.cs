@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Kiln.Devices.State;
 using Kiln.Memory;
 
@@ -82,6 +83,7 @@ public sealed class Virtqueue
     /// <summary>Takes the next available chain, validated. Returns null when the driver has made nothing available.
     /// Throws <see cref="VirtioProtocolException"/> when the driver broke the protocol. The queue must have passed
     /// <see cref="Validate"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
     public DescriptorChain? Pop(GuestMemory memory)
     {
         if (_availShadow == LastAvailIdx)
@@ -149,6 +151,7 @@ public sealed class Virtqueue
     /// <summary>Returns a chain to the driver with the number of bytes the device wrote into it. With
     /// <paramref name="publish"/> false the element is written but the used idx is left for <see cref="PublishUsed"/>,
     /// so that several elements (one virtio-net frame over merged buffers) become visible at once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
     public void AddUsed(GuestMemory memory, ushort head, uint writtenLength, bool publish = true)
     {
         // A device may have filled the chain's buffers through spans (zero-copy disk reads), which no write log sees:
