@@ -1,5 +1,5 @@
-using System.Runtime.CompilerServices;
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using Kiln.Devices.State;
 using Kiln.Interop;
 using Kiln.Memory;

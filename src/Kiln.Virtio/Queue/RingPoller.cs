@@ -1,5 +1,5 @@
-using System.Runtime.CompilerServices;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Kiln.Memory;
 
 namespace Kiln.Virtio.Queue;
@@ -34,14 +34,21 @@ public sealed class RingPoller
     /// Protocol errors propagate to the caller.</summary>
     public void Serve(Virtqueue queue, GuestMemory memory, Action<DescriptorChain> handle)
     {
+        bool served = false;
         while (true)
         {
             queue.SuppressNotifications(memory);
             try
             {
-                while (Stopwatch.GetTimestamp() >= _pollAgainAt ? Poll(queue, memory, handle) : Drain(queue, memory, handle))
+                while (Drain(queue, memory, handle, ref served))
                 {
                 }
+                // Watch the ring for the driver's next request only after serving one: a wake-up that found this
+                // ring empty (the device's other queue was kicked, or its host side became readable) must not spin.
+                if (served && Stopwatch.GetTimestamp() >= _pollAgainAt)
+                    while (Poll(queue, memory, handle))
+                    {
+                    }
             }
             finally
             {
@@ -51,6 +58,7 @@ public sealed class RingPoller
             if (queue.Pop(memory) is not { } late)
                 return;
             handle(late);
+            served = true;
         }
     }
 
@@ -62,13 +70,14 @@ public sealed class RingPoller
 
     /// <summary>Handles up to <see cref="Burst"/> chains; true when it stopped at that limit (more may be waiting).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
-    private static bool Drain(Virtqueue queue, GuestMemory memory, Action<DescriptorChain> handle)
+    private static bool Drain(Virtqueue queue, GuestMemory memory, Action<DescriptorChain> handle, ref bool served)
     {
         for (int n = 0; n < Burst; n++)
         {
             if (queue.Pop(memory) is not { } chain)
                 return false;
             handle(chain);
+            served = true;
         }
         return true;
     }
