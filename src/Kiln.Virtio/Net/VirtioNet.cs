@@ -27,7 +27,9 @@ public sealed class VirtioNet : VirtioDevice
     private readonly byte[] _txFrame = new byte[NetHeader.MaxFrame];
     private readonly RxStash _stash = new();
     private readonly byte[] _txHeader = new byte[NetHeader.Size];
-    private readonly RingPoller _txPoller = new();
+    // No polling window for transmit: a stream keeps the ring busy anyway, and when it empties it is because the
+    // guest's vCPU is not running; a spinning worker then only delays it (measured: bench/io/README.md).
+    private readonly RingPoller _txPoller = new(poll: false);
     private readonly Action<DescriptorChain> _transmitOne;
     private Virtqueue? _txQueue; // the queue _transmitOne completes on (one delegate, no closure per kick)
     private bool _txCompleted;
@@ -108,8 +110,8 @@ public sealed class VirtioNet : VirtioDevice
 
     // ---- transmit ----
 
-    /// <summary>Sends what the driver queued, polling the ring briefly afterwards (<see cref="RingPoller"/>) so a
-    /// driver that keeps the ring topped up needs no notification per batch. The used ring is published per frame
+    /// <summary>Sends what the driver queued, with the driver asked not to notify while chains keep coming
+    /// (<see cref="RingPoller"/>), so a driver that keeps the ring topped up needs no notification per batch. The used ring is published per frame
     /// (the driver can reuse the buffer at once); the interrupt is asked for every 32 frames and once at the end.</summary>
     private void Transmit(Virtqueue queue)
     {

@@ -24,6 +24,11 @@ public sealed class RingPoller
 
     private static readonly long s_window = Ticks(Window), s_preempted = Ticks(Preempted), s_backoff = Ticks(Backoff);
     private long _pollAgainAt;
+    private readonly bool _poll;
+
+    /// <param name="poll">Whether to watch the ring for <see cref="Window"/> after serving; without it the poller only
+    /// drains the ring with notifications suppressed, then asks for them again.</param>
+    public RingPoller(bool poll = true) => _poll = poll;
 
     private static long Ticks(TimeSpan t) => (long)(t.TotalSeconds * Stopwatch.Frequency);
 
@@ -45,7 +50,7 @@ public sealed class RingPoller
                 }
                 // Watch the ring for the driver's next request only after serving one: a wake-up that found this
                 // ring empty (the device's other queue was kicked, or its host side became readable) must not spin.
-                if (served && Stopwatch.GetTimestamp() >= _pollAgainAt)
+                if (served && _poll && Stopwatch.GetTimestamp() >= _pollAgainAt)
                     while (Poll(queue, memory, handle))
                     {
                     }
