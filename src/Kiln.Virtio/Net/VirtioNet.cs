@@ -111,8 +111,9 @@ public sealed class VirtioNet : VirtioDevice
     // ---- transmit ----
 
     /// <summary>Sends what the driver queued, with the driver asked not to notify while chains keep coming
-    /// (<see cref="RingPoller"/>), so a driver that keeps the ring topped up needs no notification per batch. The used ring is published per frame
-    /// (the driver can reuse the buffer at once); the interrupt is asked for every 32 frames and once at the end.</summary>
+    /// (<see cref="RingPoller"/>), so a driver that keeps the ring topped up needs no notification per batch. The
+    /// used ring is published per frame (the driver can reuse the buffer at once); the interrupt is asked for every
+    /// 32 frames and once at the end.</summary>
     private void Transmit(Virtqueue queue)
     {
         _txQueue = queue;
