@@ -189,7 +189,7 @@ def net_setup():
 
 def net_run(a, vmm):
     cmdline = (f"test=virtio-net transport=pci ip=10.0.2.15 peer=10.0.2.1 bench=1 frames={a.frames}"
-               + (" event_idx=1" if a.event_idx else ""))
+               + (" event_idx=1" if a.event_idx else "") + {"tx": " rx=0", "rx": " tx=0"}.get(a.only, ""))
     peer = subprocess.Popen(NICE + ["ip", "netns", "exec", NS, PEER_BIN, "10.0.2.1", "60"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peer.stdout.readline()  # "peer: ready"
@@ -207,10 +207,14 @@ def net_run(a, vmm):
     rates = {m.group(1): (int(m.group(2)), float(m.group(3))) for m in NET_RATE.finditer(out)}
     arrived = {m.group(1): int(m.group(2)) / int(m.group(3)) for m in NET_ARRIVED.finditer(out)}
     sent = {int(m.group(2)): int(m.group(3)) for m in PEER_RATE.finditer(peer_out)}
-    names = ["tx-60", "tx-1514", "rx-60", "rx-1514"]
+    names = net_names(a)
     if any(n not in rates for n in names):
         sys.exit(f"bench/io: no net bench result from {vmm}:\n{out[-2000:]}\n{peer_out}")
     return {n: rates[n] for n in names}, arrived, sent
+
+
+def net_names(a):
+    return [f"{d}-{size}" for d in ("tx", "rx") if a.only in (None, d) for size in (60, 1514)]
 
 
 def build_peer():
@@ -238,7 +242,7 @@ def net_bench(a):
                     print(f"  round {r} {vmm}: {rates} arrived {got} load {loads[-1]:.2f}", flush=True)
     finally:
         sh("ip", "netns", "del", NS, check=False)
-    names = ["tx-60", "tx-1514", "rx-60", "rx-1514"]
+    names = net_names(a)
     med = {v: {n: (statistics.median(s[n][0] for s in samples[v]), statistics.median(s[n][1] for s in samples[v]))
                for n in names} for v in vmms}
     best = {v: {n: max(s[n] for s in samples[v]) for n in names} for v in vmms}
@@ -255,7 +259,7 @@ def net_bench(a):
                 line += f"{table['kiln'][n][0] / table['qemu'][n][0]:>16.3f}"
             print(line)
     for v in vmms:
-        got = {n: statistics.median(x.get(n, 0) for x in arrived[v]) for n in ("rx-60", "rx-1514")}
+        got = {n: statistics.median(x.get(n, 0) for x in arrived[v]) for n in names if n.startswith("rx")}
         print(f"{v}: RX frames that arrived (median share of those sent): "
               + ", ".join(f"{n} {got[n]:.2f}" for n in got))
     for size in (60, 1514):
@@ -280,6 +284,7 @@ def main():
     ap.add_argument("--fresh-qcow2", action="store_true", help="also an empty qcow2 (allocating writes)")
     ap.add_argument("--no-event-idx", dest="event_idx", action="store_false",
                     help="net guest without VIRTIO_F_RING_EVENT_IDX (default: negotiated, as Linux does)")
+    ap.add_argument("--only", choices=["tx", "rx"], help="net: run only one direction (the guest's tx=0 / rx=0)")
     ap.add_argument("--no-qemu", action="store_true")
     ap.add_argument("--no-block", action="store_true")
     ap.add_argument("--no-net", action="store_true")

@@ -1,3 +1,4 @@
+using System.Buffers;
 using Kiln.Interop;
 
 namespace Kiln.Virtio.Net;
@@ -38,4 +39,51 @@ public interface INetBackend : IDisposable
     /// <summary>Sends one frame (header + Ethernet frame) in one call. Returns false when it was dropped (no room, link
     /// down). Never blocks.</summary>
     bool Send(ReadOnlySpan<byte> frame);
+
+    /// <summary>Sends one frame given in pieces (the device's copy of the header, then the guest's own buffers) in one
+    /// call, so a backend that can gather (a tap: writev) needs no staging copy. By default the pieces are joined
+    /// and passed to <see cref="Send(ReadOnlySpan{byte})"/>.</summary>
+    bool Send(scoped in FramePieces frame)
+    {
+        byte[] joined = ArrayPool<byte>.Shared.Rent(frame.Length);
+        try
+        {
+            int at = 0;
+            for (int i = 0; i < frame.Count; i++)
+            {
+                frame[i].CopyTo(joined.AsSpan(at));
+                at += frame[i].Length;
+            }
+            return Send(joined.AsSpan(0, at));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(joined);
+        }
+    }
+
+    /// <summary>Reads one frame straight into <paramref name="buffers"/>, in order (a tap: readv), so it can land in
+    /// guest buffers without a staging copy. Returns its length, or 0 when none is waiting; never blocks. The pieces
+    /// must hold at least <see cref="NetHeader.MaxFrame"/> bytes. By default <see cref="Receive(Span{byte})"/> reads
+    /// into a temporary buffer that is then scattered.</summary>
+    int Receive(scoped in FramePieces buffers)
+    {
+        byte[] frame = ArrayPool<byte>.Shared.Rent(Math.Max(buffers.Length, NetHeader.MaxFrame));
+        try
+        {
+            int n = Receive(frame);
+            int at = 0;
+            for (int i = 0; i < buffers.Count && at < n; i++)
+            {
+                int take = Math.Min(buffers[i].Length, n - at);
+                frame.AsSpan(at, take).CopyTo(buffers[i]);
+                at += take;
+            }
+            return n;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(frame);
+        }
+    }
 }

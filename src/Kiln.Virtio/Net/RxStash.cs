@@ -1,4 +1,5 @@
 using Kiln.Devices.State;
+using Kiln.Interop;
 using Kiln.Memory;
 using Kiln.Virtio.Queue;
 
@@ -33,8 +34,9 @@ internal sealed class RxStash
         var e = Next();
         e.Head = chain.Head;
         e.Capacity = chain.WritableLength;
-        foreach (var b in chain.Buffers)
-            e.Buffers.Add(b);
+        var buffers = chain.Buffers;
+        for (int i = 0; i < buffers.Count; i++) // indexed: foreach over the interface would allocate an enumerator
+            e.Buffers.Add(buffers[i]);
         Capacity += e.Capacity;
     }
 
@@ -58,6 +60,72 @@ internal sealed class RxStash
             int n = (int)Math.Min(b.Length, (uint)data.Length);
             memory.Write(b.Address, data[..n]);
             data = data[n..];
+        }
+    }
+
+    /// <summary>Adds the first <paramref name="max"/> bytes of stashed chain <paramref name="i"/> to
+    /// <paramref name="pieces"/> as spans over guest RAM (validated when the chain was popped). False when they do not
+    /// fit: too many buffers, or one that crosses a RAM region boundary; then <paramref name="pieces"/> is partly
+    /// filled and the caller falls back to copying.</summary>
+    public bool TryGather(GuestMemory memory, int i, int max, ref FramePieces pieces)
+    {
+        foreach (var b in _entries[i].Buffers)
+        {
+            if (max == 0)
+                return true;
+            int n = (int)Math.Min(b.Length, (uint)max);
+            if (!memory.TryGetSpan(b.Address, n, out var span) || !pieces.TryAdd(span))
+                return false;
+            max -= n;
+        }
+        return true;
+    }
+
+    /// <summary>Copies <paramref name="data"/> into stashed chain <paramref name="i"/> at byte
+    /// <paramref name="offset"/> (which, with the data, lies within the chain).</summary>
+    public void WriteAt(GuestMemory memory, int i, int offset, ReadOnlySpan<byte> data)
+    {
+        foreach (var b in _entries[i].Buffers)
+        {
+            if (data.IsEmpty)
+                return;
+            if (offset >= b.Length)
+            {
+                offset -= (int)b.Length;
+                continue;
+            }
+            int n = (int)Math.Min(b.Length - (uint)offset, (uint)data.Length);
+            memory.Write(b.Address + (ulong)offset, data[..n]);
+            data = data[n..];
+            offset = 0;
+        }
+    }
+
+    /// <summary>Copies the first <paramref name="destination"/>.Length bytes of stashed chain <paramref name="i"/> out
+    /// of guest RAM.</summary>
+    public void ReadInto(GuestMemory memory, int i, Span<byte> destination)
+    {
+        foreach (var b in _entries[i].Buffers)
+        {
+            if (destination.IsEmpty)
+                return;
+            int n = (int)Math.Min(b.Length, (uint)destination.Length);
+            memory.Read(b.Address, destination[..n]);
+            destination = destination[n..];
+        }
+    }
+
+    /// <summary>Reports the first <paramref name="length"/> bytes of stashed chain <paramref name="i"/> as written
+    /// behind the write log's back (filled through spans), for a live migration's dirty tracking.</summary>
+    public void MarkWritten(GuestMemory memory, int i, int length)
+    {
+        foreach (var b in _entries[i].Buffers)
+        {
+            if (length <= 0)
+                return;
+            uint n = Math.Min(b.Length, (uint)length);
+            memory.MarkWritten(b.Address, n);
+            length -= (int)n;
         }
     }
 

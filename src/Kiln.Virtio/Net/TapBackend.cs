@@ -93,5 +93,9 @@ public sealed class TapBackend : INetBackend
 
     public bool Send(ReadOnlySpan<byte> frame) => Tun.WriteFrame(_fd, frame);
 
+    public bool Send(scoped in FramePieces frame) => TapFrameIo.Write(_fd, frame);
+
+    public int Receive(scoped in FramePieces buffers) => TapFrameIo.Read(_fd, buffers);
+
     public void Dispose() => _fd.Dispose();
 }

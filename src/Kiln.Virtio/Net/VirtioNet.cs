@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Kiln.Devices.State;
 using Kiln.Interop;
 using Kiln.Memory;
@@ -19,14 +19,20 @@ public sealed class VirtioNet : VirtioDevice
     public const ushort StatusLinkUp = 1;
 
     private const int ReceiveQueue = 0, TransmitQueue = 1;
-    private static readonly long RxSpinTicks = Stopwatch.Frequency / 20_000; // 50 µs
+    private const int RxBurst = 256; // frames per pass before yielding to the worker loop (as QEMU's tx_burst)
 
     private readonly INetBackend _backend;
     private readonly ulong _features;
     private readonly byte[] _rxFrame = new byte[NetHeader.MaxFrame];
     private readonly byte[] _txFrame = new byte[NetHeader.MaxFrame];
     private readonly RxStash _stash = new();
-    private readonly RingPoller _txPoller = new();
+    private readonly byte[] _txHeader = new byte[NetHeader.Size];
+    // No polling window for transmit: a stream keeps the ring busy anyway, and when it empties it is because the
+    // guest's vCPU is not running; a spinning worker then only delays it (measured: bench/io/README.md).
+    private readonly RingPoller _txPoller = new(poll: false);
+    private readonly Action<DescriptorChain> _transmitOne;
+    private Virtqueue? _txQueue; // the queue _transmitOne completes on (one delegate, no closure per kick)
+    private bool _txCompleted;
     private int _rxPending; // length of the frame in _rxFrame waiting for guest buffers; 0: none
     private NetOffloads _offloads;
     private volatile bool _linkUp = true;
@@ -37,6 +43,7 @@ public sealed class VirtioNet : VirtioDevice
     {
         _backend = backend;
         Mac = mac ?? MacAddress.FromName(backend.Name);
+        _transmitOne = TransmitOne;
         _features = NetFeatures.Always | NetFeatures.HostOffloads | NetFeatures.GuestOffloads(backend.SupportedOffloads);
     }
 
@@ -103,59 +110,126 @@ public sealed class VirtioNet : VirtioDevice
 
     // ---- transmit ----
 
-    /// <summary>Sends what the driver queued, polling the ring briefly afterwards (<see cref="RingPoller"/>) so a
-    /// driver that keeps the ring topped up needs no notification per batch.</summary>
+    /// <summary>Sends what the driver queued, with the driver asked not to notify while chains keep coming
+    /// (<see cref="RingPoller"/>), so a driver that keeps the ring topped up needs no notification per batch. The
+    /// used ring is published per frame (the driver can reuse the buffer at once); the interrupt is asked for every
+    /// 32 frames and once at the end.</summary>
     private void Transmit(Virtqueue queue)
     {
-        bool completed = false;
-        _txPoller.Serve(queue, Memory, chain =>
-        {
-            if (chain.WritableLength != 0)
-                throw new VirtioProtocolException("transmit buffer is device-writable");
-            if (chain.ReadableLength < NetHeader.Size)
-                throw new VirtioProtocolException($"transmit chain of {chain.ReadableLength} bytes has no {NetHeader.Size}-byte header");
-            if (chain.ReadableLength > NetHeader.MaxFrame)
-                throw new VirtioProtocolException($"transmit chain of {chain.ReadableLength} bytes exceeds {NetHeader.MaxFrame}");
-            int length = chain.Read(Memory, 0, _txFrame);
-            Send(_txFrame.AsSpan(0, length));
-            queue.AddUsed(Memory, chain.Head, 0);
-            completed = true;
-            if (queue.LastAvailIdx % 32 == 0)
-                NotifyQueue(TransmitQueue, queue); // a driver waiting for TX buffers need not wait for the whole burst
-        });
-        if (completed)
+        _txQueue = queue;
+        _txCompleted = false;
+        _txPoller.Serve(queue, Memory, _transmitOne);
+        if (_txCompleted)
             NotifyQueue(TransmitQueue, queue);
     }
 
-    private void Send(ReadOnlySpan<byte> frame)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
+    private void TransmitOne(DescriptorChain chain)
     {
+        if (chain.WritableLength != 0)
+            throw new VirtioProtocolException("transmit buffer is device-writable");
+        if (chain.ReadableLength < NetHeader.Size)
+            throw new VirtioProtocolException($"transmit chain of {chain.ReadableLength} bytes has no {NetHeader.Size}-byte header");
+        if (chain.ReadableLength > NetHeader.MaxFrame)
+            throw new VirtioProtocolException($"transmit chain of {chain.ReadableLength} bytes exceeds {NetHeader.MaxFrame}");
+        Send(chain);
+        var queue = _txQueue!;
+        queue.AddUsed(Memory, chain.Head, 0);
+        _txCompleted = true;
+        if (queue.LastAvailIdx % 32 == 0)
+            NotifyQueue(TransmitQueue, queue); // a driver waiting for TX buffers need not wait for the whole burst
+    }
+
+    /// <summary>Hands one frame to the backend: the header from a copy that was checked (so the backend sees exactly
+    /// what was checked, whatever the driver writes meanwhile), the rest straight from the guest's buffers when they
+    /// fit in one gather, else from a staging copy.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
+    private void Send(DescriptorChain chain)
+    {
+        int length = (int)chain.ReadableLength;
         bool sent = false;
-        if (_linkUp && !_backendBroken && frame.Length >= NetHeader.Size + 14 && OffloadsAllowed(frame))
+        if (_linkUp && !_backendBroken && length >= NetHeader.Size + 14)
         {
-            try
+            ReadChain(chain, 0, _txHeader);
+            if (OffloadsAllowed(_txHeader))
             {
-                sent = _backend.Send(frame);
-            }
-            catch (SystemCallException e)
-            {
-                BackendFailed(e);
+                try
+                {
+                    var pieces = new FramePieces();
+                    sent = GatherTransmit(chain, ref pieces) ? _backend.Send(in pieces) : SendCopied(chain, length);
+                }
+                catch (SystemCallException e)
+                {
+                    BackendFailed(e);
+                }
             }
         }
         if (sent)
         {
             Interlocked.Increment(ref Metrics.TxPacketsValue);
-            Interlocked.Add(ref Metrics.TxBytesValue, frame.Length - NetHeader.Size);
+            Interlocked.Add(ref Metrics.TxBytesValue, length - NetHeader.Size);
         }
         else
             Interlocked.Increment(ref Metrics.TxDroppedValue);
     }
 
-    /// <summary>A frame may ask for checksum or segmentation offload only if the driver negotiated it.</summary>
-    private bool OffloadsAllowed(ReadOnlySpan<byte> frame)
+    /// <summary>The checked header, then the chain's bytes after it as spans over guest RAM (validated by the chain
+    /// walk). False when they need more pieces than one gather holds, or a buffer crosses a RAM region.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
+    private bool GatherTransmit(DescriptorChain chain, ref FramePieces pieces)
     {
-        if ((frame[NetHeader.FlagsOffset] & NetHeader.FlagNeedsCsum) != 0 && !Negotiated(NetFeatures.Csum))
+        pieces.TryAdd(_txHeader);
+        int skip = NetHeader.Size;
+        var buffers = chain.Buffers;
+        for (int i = 0; i < buffers.Count; i++)
+        {
+            var b = buffers[i];
+            if (skip >= b.Length)
+            {
+                skip -= (int)b.Length;
+                continue;
+            }
+            if (!Memory.TryGetSpan(b.Address + (ulong)skip, (int)b.Length - skip, out var span) || !pieces.TryAdd(span))
+                return false;
+            skip = 0;
+        }
+        return true;
+    }
+
+    private bool SendCopied(DescriptorChain chain, int length)
+    {
+        var frame = _txFrame.AsSpan(0, length);
+        ReadChain(chain, 0, frame);
+        _txHeader.CopyTo(frame);
+        return _backend.Send(frame);
+    }
+
+    /// <summary>Copies the chain's readable bytes from <paramref name="offset"/> into <paramref name="destination"/>
+    /// (which they fill: the caller checked the length). Indexed over the buffers: no enumerator per frame.</summary>
+    private void ReadChain(DescriptorChain chain, int offset, Span<byte> destination)
+    {
+        var buffers = chain.Buffers;
+        for (int i = 0; i < buffers.Count && !destination.IsEmpty; i++)
+        {
+            var b = buffers[i];
+            if (offset >= b.Length)
+            {
+                offset -= (int)b.Length;
+                continue;
+            }
+            int n = (int)Math.Min(b.Length - (uint)offset, (uint)destination.Length);
+            Memory.Read(b.Address + (ulong)offset, destination[..n]);
+            destination = destination[n..];
+            offset = 0;
+        }
+    }
+
+    /// <summary>A frame may ask for checksum or segmentation offload only if the driver negotiated it.</summary>
+    private bool OffloadsAllowed(ReadOnlySpan<byte> header)
+    {
+        if ((header[NetHeader.FlagsOffset] & NetHeader.FlagNeedsCsum) != 0 && !Negotiated(NetFeatures.Csum))
             return false;
-        byte gso = frame[NetHeader.GsoTypeOffset];
+        byte gso = header[NetHeader.GsoTypeOffset];
         if ((gso & NetHeader.GsoEcn) != 0 && !Negotiated(NetFeatures.HostEcn))
             return false;
         return (gso & ~NetHeader.GsoEcn) switch
@@ -172,38 +246,100 @@ public sealed class VirtioNet : VirtioDevice
     /// <summary>Moves frames from the backend into the receive queue. The driver is asked not to notify when it posts
     /// receive buffers (as QEMU does) except while the device waits for buffers: a driver that refills the ring frame
     /// by frame would otherwise exit to the VMM once per frame.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
     private void Receive(Virtqueue queue)
     {
         queue.SuppressNotifications(Memory);
         bool delivered = false;
-        long lastFrame = Stopwatch.GetTimestamp();
-        while (!_backendBroken)
+        for (int frames = 0; !_backendBroken; frames++)
         {
-            if (_rxPending == 0 && !ReadFrame())
+            if (frames == RxBurst)
             {
-                // Drained. Frames of a stream arrive microseconds apart: look again for a moment (publishing what
-                // was delivered first) before going back to sleep, which costs a wake-up per frame.
-                if (delivered)
-                {
-                    NotifyQueue(ReceiveQueue, queue);
-                    delivered = false;
-                }
-                if (_backend.ReadableFd is not null && Stopwatch.GetTimestamp() - lastFrame < RxSpinTicks)
-                {
-                    Thread.SpinWait(16);
-                    continue;
-                }
-                WatchHostFd(); // wake us when the next frame arrives
+                // Come back through the worker's poll (at once: the tap is still readable). That gives the transmit
+                // queue its turn, and re-entering lets the runtime replace this loop's precompiled code with the
+                // optimized code it compiles for hot methods (a running loop keeps the code it was entered with).
+                WatchHostFd();
                 break;
             }
-            lastFrame = Stopwatch.GetTimestamp();
             if (_rxPending == 0)
-                continue; // dropped
+            {
+                if (!ReceiveNext(queue, ref delivered))
+                {
+                    // Drained: sleep until the next frame. No spinning here: on a host with fewer cores than busy
+                    // threads (the guest's vCPU, the sender, this worker) a spin takes the CPU the frames' producer
+                    // needs, and measured no better than a wake-up per burst (bench/io/README.md).
+                    WatchHostFd();
+                    break;
+                }
+                if (_rxPending == 0)
+                    continue; // delivered straight into a guest buffer, or dropped
+            }
             if (!Deliver(queue, ref delivered))
                 break; // no buffers: the driver's next RX kick brings us back
         }
         if (delivered)
             NotifyQueue(ReceiveQueue, queue);
+    }
+
+    /// <summary>Takes the next backend frame. When one receive chain is at hand (stashed, or popped now) the frame is
+    /// read straight into it and completed there, with no staging copy; what does not fit lands in
+    /// <see cref="_rxFrame"/> and the frame is left pending for <see cref="Deliver"/> (more mergeable buffers, or a
+    /// drop). Without a chain it is read into <see cref="_rxFrame"/> and held. False when no frame was waiting.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
+    private bool ReceiveNext(Virtqueue queue, ref bool delivered)
+    {
+        if (_stash.Count == 0 && queue.Pop(Memory) is { } chain)
+            Stash(chain);
+        if (_stash.Count != 1)
+            return ReadFrame();
+        int room = (int)Math.Min(_stash.CapacityAt(0), (ulong)NetHeader.MaxFrame);
+        var pieces = new FramePieces();
+        if (!_stash.TryGather(Memory, 0, room, ref pieces) || !pieces.TryAdd(_rxFrame.AsSpan(room)))
+            return ReadFrame();
+        int n;
+        try
+        {
+            n = _backend.Receive(in pieces);
+        }
+        catch (SystemCallException e)
+        {
+            BackendFailed(e);
+            return false;
+        }
+        if (n == 0)
+            return false;
+        if (Memory.IsLoggingWrites)
+            _stash.MarkWritten(Memory, 0, Math.Min(n, room));
+        if (n < NetHeader.Size + 14 || !_linkUp)
+        {
+            Interlocked.Increment(ref Metrics.RxDroppedValue); // the chain stays stashed for the next frame
+            return true;
+        }
+        if (n > room)
+        {
+            _stash.ReadInto(Memory, 0, _rxFrame.AsSpan(0, room)); // the whole frame in one place for Deliver
+            _rxPending = n;
+            return true;
+        }
+        Span<byte> one = stackalloc byte[2];
+        BinaryPrimitives.WriteUInt16LittleEndian(one, 1);
+        _stash.WriteAt(Memory, 0, NetHeader.NumBuffersOffset, one);
+        queue.AddUsed(Memory, _stash.HeadAt(0), (uint)n);
+        _stash.Clear();
+        delivered = true;
+        Interlocked.Increment(ref Metrics.RxPacketsValue);
+        Interlocked.Add(ref Metrics.RxBytesValue, n - NetHeader.Size);
+        return true;
+    }
+
+    /// <summary>Keeps a popped receive chain after checking it is one the device may fill.</summary>
+    private void Stash(DescriptorChain chain)
+    {
+        if (chain.ReadableLength != 0)
+            throw new VirtioProtocolException("receive buffer is device-readable");
+        if (Negotiated(NetFeatures.MrgRxbuf) && chain.WritableLength < NetHeader.Size)
+            throw new VirtioProtocolException($"receive buffer of {chain.WritableLength} bytes is shorter than the header");
+        _stash.Add(chain);
     }
 
     /// <summary>Reads the next backend frame into <see cref="_rxFrame"/>; false when none is waiting.</summary>
@@ -245,11 +381,7 @@ public sealed class VirtioNet : VirtioDevice
                     return false;
                 queue.SuppressNotifications(Memory);
             }
-            if (chain.ReadableLength != 0)
-                throw new VirtioProtocolException("receive buffer is device-readable");
-            if (merge && chain.WritableLength < NetHeader.Size)
-                throw new VirtioProtocolException($"receive buffer of {chain.WritableLength} bytes is shorter than the header");
-            _stash.Add(chain);
+            Stash(chain);
         }
         _rxPending = 0;
         if (!merge && _stash.Capacity < (ulong)need)

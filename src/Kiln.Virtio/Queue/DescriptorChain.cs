@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Kiln.Memory;
 
 namespace Kiln.Virtio.Queue;
@@ -19,6 +20,7 @@ public sealed class DescriptorChain
     /// <summary>Total bytes the device may write (the device-writable buffers, which come last).</summary>
     public ulong WritableLength { get; private set; }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
     internal void Build(GuestMemory memory, GuestAddress table, ushort queueSize, ushort head, bool indirectAllowed)
     {
         _buffers.Clear();
@@ -54,6 +56,7 @@ public sealed class DescriptorChain
 
     /// <summary>Follows NEXT links through a table of <paramref name="count"/> entries; a chain may visit each entry
     /// at most once, so more than <paramref name="count"/> steps means a loop.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
     private void Walk(GuestMemory memory, GuestAddress table, uint count, uint index, Descriptor d, string what)
     {
         for (uint steps = 1; ; steps++)
@@ -74,6 +77,7 @@ public sealed class DescriptorChain
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
     private void Add(GuestMemory memory, Descriptor d, uint index, string what)
     {
         if (d.Length == 0)

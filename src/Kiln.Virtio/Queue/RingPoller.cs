@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Kiln.Memory;
 
 namespace Kiln.Virtio.Queue;
@@ -23,49 +24,96 @@ public sealed class RingPoller
 
     private static readonly long s_window = Ticks(Window), s_preempted = Ticks(Preempted), s_backoff = Ticks(Backoff);
     private long _pollAgainAt;
+    private readonly bool _poll;
+
+    /// <param name="poll">Whether to watch the ring for <see cref="Window"/> after serving; without it the poller only
+    /// drains the ring with notifications suppressed, then asks for them again.</param>
+    public RingPoller(bool poll = true) => _poll = poll;
 
     private static long Ticks(TimeSpan t) => (long)(t.TotalSeconds * Stopwatch.Frequency);
 
     /// <summary>Pops and handles chains until the ring is empty (and, when polling, has stayed empty for
     /// <see cref="Window"/>). <paramref name="handle"/> completes one chain (AddUsed and, if it wants, the interrupt).
+    /// While chains keep coming the driver stays asked not to notify (as QEMU's virtio_queue_set_notification
+    /// pattern): notifications are asked for only once the ring is empty, then it is checked once more.
     /// Protocol errors propagate to the caller.</summary>
     public void Serve(Virtqueue queue, GuestMemory memory, Action<DescriptorChain> handle)
     {
-        if (Stopwatch.GetTimestamp() >= _pollAgainAt)
-            Poll(queue, memory, handle);
-        while (queue.Pop(memory) is { } chain) // after polling: published before the driver saw notifications again
-            handle(chain);
+        bool served = false;
+        while (true)
+        {
+            queue.SuppressNotifications(memory);
+            try
+            {
+                while (Drain(queue, memory, handle, ref served))
+                {
+                }
+                // Watch the ring for the driver's next request only after serving one: a wake-up that found this
+                // ring empty (the device's other queue was kicked, or its host side became readable) must not spin.
+                if (served && _poll && Stopwatch.GetTimestamp() >= _pollAgainAt)
+                    while (Poll(queue, memory, handle))
+                    {
+                    }
+            }
+            finally
+            {
+                queue.EnableNotifications(memory);
+            }
+            // Published before the driver could see that notifications are wanted again: no kick will come for it.
+            if (queue.Pop(memory) is not { } late)
+                return;
+            handle(late);
+            served = true;
+        }
     }
 
-    private void Poll(Virtqueue queue, GuestMemory memory, Action<DescriptorChain> handle)
+    /// <summary>Chains handled per call of <see cref="Poll"/> or <see cref="Drain"/> before it returns (and is called
+    /// again at once). A loop keeps running the code its method was entered with, so a stream served in one call
+    /// would run the precompiled (ReadyToRun) code to the end; re-entering lets the runtime switch to the optimized
+    /// code it compiles for hot methods.</summary>
+    private const int Burst = 256;
+
+    /// <summary>Handles up to <see cref="Burst"/> chains; true when it stopped at that limit (more may be waiting).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
+    private static bool Drain(Virtqueue queue, GuestMemory memory, Action<DescriptorChain> handle, ref bool served)
     {
-        queue.SuppressNotifications(memory);
-        try
+        for (int n = 0; n < Burst; n++)
         {
-            long now = Stopwatch.GetTimestamp(), idleSince = now, last = now;
-            while (true)
+            if (queue.Pop(memory) is not { } chain)
+                return false;
+            handle(chain);
+            served = true;
+        }
+        return true;
+    }
+
+    /// <summary>Like <see cref="Drain"/>, but an empty ring is watched for <see cref="Window"/> before giving up.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
+    private bool Poll(Virtqueue queue, GuestMemory memory, Action<DescriptorChain> handle)
+    {
+        long idleSince = 0, last = 0; // 0: busy (the clock is read only while the ring is empty)
+        for (int n = 0; n < Burst;)
+        {
+            if (queue.Pop(memory) is { } chain)
             {
-                if (queue.Pop(memory) is { } chain)
-                {
-                    handle(chain);
-                    idleSince = last = Stopwatch.GetTimestamp();
-                    continue;
-                }
-                now = Stopwatch.GetTimestamp();
-                if (now - last > s_preempted)
-                {
-                    _pollAgainAt = now + s_backoff;
-                    return;
-                }
-                if (now - idleSince > s_window)
-                    return;
-                last = now;
-                Thread.SpinWait(8);
+                handle(chain);
+                idleSince = 0;
+                n++;
+                continue;
             }
+            long now = Stopwatch.GetTimestamp();
+            if (idleSince == 0)
+                idleSince = last = now;
+            if (now - last > s_preempted)
+            {
+                _pollAgainAt = now + s_backoff;
+                return false;
+            }
+            if (now - idleSince > s_window)
+                return false;
+            last = now;
+            Thread.SpinWait(8);
         }
-        finally
-        {
-            queue.EnableNotifications(memory);
-        }
+        return true;
     }
 }

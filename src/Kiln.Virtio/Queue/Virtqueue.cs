@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Kiln.Devices.State;
 using Kiln.Memory;
 
@@ -15,6 +16,7 @@ public sealed class Virtqueue
 
     private readonly DescriptorChain _chain = new();
     private ushort _signalledUsed;
+    private ushort _availShadow; // the driver's avail idx as last read; entries up to it were validated as present
     private bool _signalledValid;
     private bool _notificationsSuppressed;
 
@@ -51,7 +53,7 @@ public sealed class Virtqueue
         Ready = false;
         DescTable = AvailRing = UsedRing = 0;
         MsixVector = NoVector;
-        LastAvailIdx = NextUsedIdx = 0;
+        LastAvailIdx = NextUsedIdx = _availShadow = 0;
         _signalledUsed = 0;
         _signalledValid = false;
         _notificationsSuppressed = false;
@@ -81,19 +83,26 @@ public sealed class Virtqueue
     /// <summary>Takes the next available chain, validated. Returns null when the driver has made nothing available.
     /// Throws <see cref="VirtioProtocolException"/> when the driver broke the protocol. The queue must have passed
     /// <see cref="Validate"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
     public DescriptorChain? Pop(GuestMemory memory)
     {
-        ushort availIdx = ReadAvailIdx(memory);
-        if (availIdx == LastAvailIdx && EventIdx && !_notificationsSuppressed)
+        if (_availShadow == LastAvailIdx)
         {
-            // Ask for a kick at the next entry, then look again so an entry added meanwhile is not missed.
-            WriteAvailEvent(memory);
-            Interlocked.MemoryBarrier();
-            availIdx = ReadAvailIdx(memory);
+            // Everything seen so far is consumed: look at the driver's index again. Entries known to be there need
+            // no look (the index's cache line is the one the driver writes per entry, so reading it per chain would
+            // cost a cache miss each time).
+            _availShadow = ReadAvailIdx(memory);
+            if (_availShadow == LastAvailIdx && EventIdx && !_notificationsSuppressed)
+            {
+                // Ask for a kick at the next entry, then look again so an entry added meanwhile is not missed.
+                WriteAvailEvent(memory);
+                Interlocked.MemoryBarrier();
+                _availShadow = ReadAvailIdx(memory);
+            }
+            if (_availShadow == LastAvailIdx)
+                return null;
+            Volatile.ReadBarrier(); // read the ring entries only after the index that published them
         }
-        if (availIdx == LastAvailIdx)
-            return null;
-        Interlocked.MemoryBarrier(); // read the ring entry only after seeing the index that published it
         ushort head = memory.Read<ushort>(new GuestAddress(AvailRing + 4 + 2UL * (ushort)(LastAvailIdx % Size)));
         _chain.Build(memory, new GuestAddress(DescTable), Size, head, IndirectDesc);
         LastAvailIdx++;
@@ -142,6 +151,7 @@ public sealed class Virtqueue
     /// <summary>Returns a chain to the driver with the number of bytes the device wrote into it. With
     /// <paramref name="publish"/> false the element is written but the used idx is left for <see cref="PublishUsed"/>,
     /// so that several elements (one virtio-net frame over merged buffers) become visible at once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot per frame: optimized from the first call (see RingPoller.Burst)
     public void AddUsed(GuestMemory memory, ushort head, uint writtenLength, bool publish = true)
     {
         // A device may have filled the chain's buffers through spans (zero-copy disk reads), which no write log sees:
@@ -162,7 +172,7 @@ public sealed class Virtqueue
     /// <summary>Publishes the used idx for every element added so far.</summary>
     public void PublishUsed(GuestMemory memory)
     {
-        Interlocked.MemoryBarrier(); // the elements must be visible before the index that publishes them
+        Volatile.WriteBarrier(); // the elements must be visible before the index that publishes them
         memory.Write(new GuestAddress(UsedRing + 2), NextUsedIdx);
     }
 
@@ -215,7 +225,7 @@ public sealed class Virtqueue
         AvailRing = r.ReadUInt64();
         UsedRing = r.ReadUInt64();
         MsixVector = r.ReadUInt16();
-        LastAvailIdx = r.ReadUInt16();
+        LastAvailIdx = _availShadow = r.ReadUInt16(); // the index is read again on the next pop
         NextUsedIdx = r.ReadUInt16();
         _signalledUsed = r.ReadUInt16();
         _signalledValid = r.ReadBool();

@@ -34,6 +34,38 @@ internal sealed class FakeNetBackend(NetOffloads supported = NetOffloads.Csum | 
         return Accept;
     }
 
+    /// <summary>How many pieces each gathered send / scattered receive had (0: the frame came as one copied span).</summary>
+    public List<int> SendPieces { get; } = [];
+    public List<int> ReceivePieces { get; } = [];
+
+    public bool Send(scoped in FramePieces frame)
+    {
+        var joined = new List<byte>();
+        for (int i = 0; i < frame.Count; i++)
+            joined.AddRange(frame[i].ToArray());
+        bool sent = Send(joined.ToArray());
+        if (sent)
+            SendPieces.Add(frame.Count);
+        return sent;
+    }
+
+    public int Receive(scoped in FramePieces buffers)
+    {
+        var frame = new byte[NetHeader.MaxFrame];
+        int n = Receive(frame);
+        if (n == 0)
+            return 0;
+        ReceivePieces.Add(buffers.Count);
+        int at = 0;
+        for (int i = 0; i < buffers.Count && at < n; i++)
+        {
+            int take = Math.Min(buffers[i].Length, n - at);
+            frame.AsSpan(at, take).CopyTo(buffers[i]);
+            at += take;
+        }
+        return n;
+    }
+
     public void Dispose()
     {
     }

@@ -49,6 +49,27 @@ public sealed class VirtioNetTxTests
     }
 
     [Fact]
+    public void FrameGoesOutStraightFromGuestBuffersBehindAHeaderCopy()
+    {
+        using var rig = new NetRig();
+        byte[] sent = Queue(rig, 1514, [NetHeader.Size + 1514]);
+        rig.Transport.Notify(1);
+        Assert.Equal(sent, Assert.Single(rig.Backend.Sent));
+        Assert.Equal(2, Assert.Single(rig.Backend.SendPieces)); // the checked header copy, then the guest's bytes
+    }
+
+    [Fact]
+    public void FrameInMoreBuffersThanOneGatherIsCopied()
+    {
+        using var rig = new NetRig();
+        byte[] sent = Queue(rig, 200, [NetHeader.Size, 40, 40, 40, 40, 40]);
+        rig.Transport.Notify(1);
+        Assert.Equal(sent, Assert.Single(rig.Backend.Sent));
+        Assert.Empty(rig.Backend.SendPieces);
+        Assert.Equal(1, rig.Tx.UsedIdx);
+    }
+
+    [Fact]
     public void OffloadsTheDriverDidNotNegotiateAreDropped()
     {
         using var rig = new NetRig();
