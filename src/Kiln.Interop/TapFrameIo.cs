@@ -58,12 +58,6 @@ public static unsafe partial class TapFrameIo
 {
     private const int EIO = 5;
 
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial nint writev(int fd, VectorIo.IoVec* iov, int count);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial nint readv(int fd, VectorIo.IoVec* iov, int count);
-
     /// <summary>Sends the pieces as one frame. False when the kernel dropped it: no room (EAGAIN), the link is down
     /// (EIO), or it refused the frame's virtio-net header (EINVAL: a guest's bad offload request must cost only that
     /// frame, not the device).</summary>
@@ -110,7 +104,7 @@ public static unsafe partial class TapFrameIo
             iov[2] = new VectorIo.IoVec(p2, (nuint)f[2].Length);
             iov[3] = new VectorIo.IoVec(p3, (nuint)f[3].Length);
             // SAFETY: the kernel touches only the f.Count entries, each a pinned span of exactly that length.
-            return write ? writev(fd, iov, f.Count) : readv(fd, iov, f.Count);
+            return write ? VectorIo.writev(fd, iov, f.Count) : VectorIo.readv(fd, iov, f.Count);
         }
     }
 }

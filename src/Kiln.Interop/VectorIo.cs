@@ -19,10 +19,10 @@ public static unsafe partial class VectorIo
     public const int MaxPerCall = 1024;
 
     [LibraryImport("libc", SetLastError = true)]
-    private static partial nint writev(int fd, IoVec* iov, int count);
+    internal static partial nint writev(int fd, IoVec* iov, int count);
 
     [LibraryImport("libc", SetLastError = true)]
-    private static partial nint readv(int fd, IoVec* iov, int count);
+    internal static partial nint readv(int fd, IoVec* iov, int count);
 
     /// <summary>Writes every byte the entries describe. The entries are consumed (advanced) as the kernel takes
     /// bytes, so the caller's span is left in an unspecified state.</summary>
