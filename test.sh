@@ -11,9 +11,7 @@ make -s -C guest || exit 1
 # Linux boots of the guest kit take minutes each on emulating (PVM) hosts, plus a kernel build on first use: they run
 # only with KILN_LINUX_TESTS=1 (trait Category=SlowLinux).
 excluded=()
-[ "${KILN_LINUX_TESTS:-0}" = 1 ] || [ "${KILN_LINUX_SMP_TESTS:-0}" = 1 ] || excluded+=(SlowLinux)
-# SlowLinuxSmp (2-vCPU Linux) is known to fail on PVM hosts (guestkit/README.md): run it with KILN_LINUX_SMP_TESTS=1.
-[ "${KILN_LINUX_SMP_TESTS:-0}" = 1 ] || excluded+=(SlowLinuxSmp)
+[ "${KILN_LINUX_TESTS:-0}" = 1 ] || excluded+=(SlowLinux)
 # SlowLinuxStock (Debian's stock kernel, not built for PVM hosts: 5+ minutes) runs with KILN_LINUX_STOCK_TESTS=1.
 hang=20m
 [ "${KILN_LINUX_STOCK_TESTS:-0}" = 1 ] && hang=50m || excluded+=(SlowLinuxStock)

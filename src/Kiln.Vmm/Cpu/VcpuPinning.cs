@@ -2,11 +2,12 @@ using Kiln.Interop;
 
 namespace Kiln.Vmm.Cpu;
 
-/// <summary>Keeps the vCPU threads of one machine on different host CPUs where the host's KVM is PVM. There, a
-/// multi-vCPU Linux guest lost user-mode FS bases (busybox's first TLS access read through a zero FS base and init
-/// died) while its vCPU threads shared host CPUs; with each vCPU thread pinned to its own host CPU the same guest set
-/// and read its FS base correctly on both CPUs, across migrations, and reached init. Elsewhere the host scheduler
-/// stays free to place threads.</summary>
+/// <summary>Keeps the vCPU threads of one machine on different host CPUs where the host's KVM is PVM. It was added
+/// when 2-vCPU Linux guests lost processes at init on this host and made that rarer. The cause was found later and
+/// is not the threads' placement: PVM runs guest ring 3 under the host's XCR0, so glibc uses AVX-512 registers that a
+/// `noxsave` guest kernel never switches between tasks (guestkit/README.md; the kit's command line now keeps glibc
+/// off AVX). The pinning stays until 2-vCPU boots without it are counted again. Elsewhere the host scheduler stays
+/// free to place threads.</summary>
 public static class VcpuPinning
 {
     /// <summary>The PVM backend registers this module; hardware-virtualization hosts have kvm_intel / kvm_amd.</summary>
@@ -36,7 +37,7 @@ public static class VcpuPinning
         }
         else if (vcpuId == 0)
         {
-            KilnLog.Warn($"{vcpuCount} vCPUs but {allowed.Count} host CPU(s) for them: on this PVM host, vCPUs that share a host CPU have lost guest FS bases");
+            KilnLog.Warn($"{vcpuCount} vCPUs but {allowed.Count} host CPU(s) for them: vCPUs share host CPUs on this PVM host");
         }
     }
 }
