@@ -70,8 +70,9 @@ public sealed partial class LinuxMigrationTests(ITestOutputHelper log) : IDispos
         return m is { Success: true } ? (Outcome.Answered, m) : (crashed ? Outcome.Crashed : Outcome.TimedOut, null);
     }
 
-    /// <summary>How the shell reports a command that died. On this PVM host a freshly started process sometimes dies
-    /// in its TLS set-up (the FS base lost by the host, guestkit/README.md), migration or not; such a command is
+    /// <summary>How the shell reports a command that died. On this PVM host a freshly started process sometimes died
+    /// in its TLS set-up: glibc used AVX registers that the `noxsave` kit kernel does not switch, and a new VMM's
+    /// vCPUs start with other ones (guestkit/README.md; the kit's glibc tunable now avoids it). Such a command is still
     /// typed again (at most twice), and each time it is logged.</summary>
     private const string Crash = "Segmentation fault";
 
