@@ -44,6 +44,18 @@ public ref struct FramePieces
         _ => throw new ArgumentOutOfRangeException(nameof(i)),
     };
 
+    /// <summary>Copies <paramref name="frame"/> into the pieces in order (what readv would have done); bytes beyond
+    /// their total are cut off.</summary>
+    public readonly void Scatter(ReadOnlySpan<byte> frame)
+    {
+        for (int i = 0; i < Count && !frame.IsEmpty; i++)
+        {
+            int take = Math.Min(this[i].Length, frame.Length);
+            frame[..take].CopyTo(this[i]);
+            frame = frame[take..];
+        }
+    }
+
     public void Clear()
     {
         _p0 = _p1 = _p2 = _p3 = default;

@@ -14,7 +14,6 @@ public static unsafe class Tun
     public const uint TUN_F_TSO6 = 0x04;
     public const uint TUN_F_TSO_ECN = 0x08;
 
-    private const int EIO = 5;
     private const ulong TUNSETIFF = 0x400454ca;     // _IOW('T', 202, int)
     private const ulong TUNSETOFFLOAD = 0x400454d0; // _IOW('T', 208, unsigned int)
     private const ulong TUNSETVNETHDRSZ = 0x400454d8; // _IOW('T', 216, int)
@@ -64,39 +63,17 @@ public static unsafe class Tun
     /// <summary>Reads one frame; returns its length, or 0 when none is waiting (EAGAIN).</summary>
     public static int ReadFrame(FileDescriptor fd, Span<byte> buffer)
     {
-        fixed (byte* p = buffer)
-        {
-            while (true)
-            {
-                nint n = Libc.read(fd.Number, p, (nuint)buffer.Length);
-                if (n >= 0)
-                    return (int)n;
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno == Errno.EAGAIN)
-                    return 0;
-                if (errno != Errno.EINTR)
-                    throw new SystemCallException("read", errno, "tap");
-            }
-        }
+        var pieces = new FramePieces();
+        pieces.TryAdd(buffer);
+        return TapFrameIo.Read(fd, pieces);
     }
 
-    /// <summary>Writes one frame in a single call; returns false when the kernel refused it for lack of room (EAGAIN)
-    /// or because the interface is down (EIO).</summary>
+    /// <summary>Writes one frame in a single call; false when the kernel dropped it (see <see cref="TapFrameIo.Write"/>).</summary>
     public static bool WriteFrame(FileDescriptor fd, ReadOnlySpan<byte> frame)
     {
-        fixed (byte* p = frame)
-        {
-            while (true)
-            {
-                nint n = Libc.write(fd.Number, p, (nuint)frame.Length);
-                if (n >= 0)
-                    return true;
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno is Errno.EAGAIN or EIO)
-                    return false;
-                if (errno != Errno.EINTR)
-                    throw new SystemCallException("write", errno, "tap");
-            }
-        }
+        var pieces = new FramePieces();
+        // writev only reads the piece; FramePieces holds writable spans because readv shares it.
+        pieces.TryAdd(MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(frame), frame.Length));
+        return TapFrameIo.Write(fd, pieces);
     }
 }

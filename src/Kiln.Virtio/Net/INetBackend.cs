@@ -72,13 +72,7 @@ public interface INetBackend : IDisposable
         try
         {
             int n = Receive(frame);
-            int at = 0;
-            for (int i = 0; i < buffers.Count && at < n; i++)
-            {
-                int take = Math.Min(buffers[i].Length, n - at);
-                frame.AsSpan(at, take).CopyTo(buffers[i]);
-                at += take;
-            }
+            buffers.Scatter(frame.AsSpan(0, n));
             return n;
         }
         finally

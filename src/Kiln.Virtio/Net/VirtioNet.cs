@@ -325,11 +325,17 @@ public sealed class VirtioNet : VirtioDevice
         BinaryPrimitives.WriteUInt16LittleEndian(one, 1);
         _stash.WriteAt(Memory, 0, NetHeader.NumBuffersOffset, one);
         queue.AddUsed(Memory, _stash.HeadAt(0), (uint)n);
+        Delivered(n, ref delivered);
+        return true;
+    }
+
+    /// <summary>A frame of <paramref name="length"/> bytes (header included) went to the guest: the stash is spent.</summary>
+    private void Delivered(int length, ref bool delivered)
+    {
         _stash.Clear();
         delivered = true;
         Interlocked.Increment(ref Metrics.RxPacketsValue);
-        Interlocked.Add(ref Metrics.RxBytesValue, n - NetHeader.Size);
-        return true;
+        Interlocked.Add(ref Metrics.RxBytesValue, length - NetHeader.Size);
     }
 
     /// <summary>Keeps a popped receive chain after checking it is one the device may fill.</summary>
@@ -400,10 +406,7 @@ public sealed class VirtioNet : VirtioDevice
             queue.AddUsed(Memory, _stash.HeadAt(i), (uint)n, publish: false);
         }
         queue.PublishUsed(Memory);
-        _stash.Clear();
-        delivered = true;
-        Interlocked.Increment(ref Metrics.RxPacketsValue);
-        Interlocked.Add(ref Metrics.RxBytesValue, need - NetHeader.Size);
+        Delivered(need, ref delivered);
         return true;
     }
 

@@ -101,9 +101,7 @@ internal sealed unsafe class MigrationStream(Stream stream) : IDisposable
         _out.Flush();
         Span<VectorIo.IoVec> entries = addresses.Length <= 256 ? stackalloc VectorIo.IoVec[addresses.Length]
             : new VectorIo.IoVec[addresses.Length];
-        for (int i = 0; i < addresses.Length; i++)
-            entries[i] = PageEntry(memory, addresses[i], pageSize);
-        Vectored(entries, write: true);
+        Vectored(PageEntries(memory, addresses, pageSize, entries), write: true);
         BytesWritten += (long)addresses.Length * pageSize;
     }
 
@@ -119,16 +117,19 @@ internal sealed unsafe class MigrationStream(Stream stream) : IDisposable
         }
         Span<VectorIo.IoVec> entries = addresses.Length <= 256 ? stackalloc VectorIo.IoVec[addresses.Length]
             : new VectorIo.IoVec[addresses.Length];
-        for (int i = 0; i < addresses.Length; i++)
-            entries[i] = PageEntry(memory, addresses[i], pageSize);
-        Vectored(entries, write: false);
+        Vectored(PageEntries(memory, addresses, pageSize, entries), write: false);
     }
 
-    private static VectorIo.IoVec PageEntry(GuestMemory memory, ulong address, int pageSize)
+    private static Span<VectorIo.IoVec> PageEntries(GuestMemory memory, ReadOnlySpan<ulong> addresses, int pageSize,
+        Span<VectorIo.IoVec> entries)
     {
-        // GetSpan checks the page lies in RAM; guest RAM is unmanaged memory, so the pointer stays valid (no pinning).
-        var page = memory.GetSpan(new GuestAddress(address), pageSize);
-        return new VectorIo.IoVec(Unsafe.AsPointer(ref MemoryMarshal.GetReference(page)), (nuint)pageSize);
+        for (int i = 0; i < addresses.Length; i++)
+        {
+            // GetSpan checks the page lies in RAM; guest RAM is unmanaged memory, so the pointer stays valid (no pinning).
+            var page = memory.GetSpan(new GuestAddress(addresses[i]), pageSize);
+            entries[i] = new VectorIo.IoVec(Unsafe.AsPointer(ref MemoryMarshal.GetReference(page)), (nuint)pageSize);
+        }
+        return entries;
     }
 
     /// <summary>A vectored transfer on the socket, its failures phrased as the stream's would be.</summary>

@@ -56,13 +56,7 @@ internal sealed class FakeNetBackend(NetOffloads supported = NetOffloads.Csum | 
         if (n == 0)
             return 0;
         ReceivePieces.Add(buffers.Count);
-        int at = 0;
-        for (int i = 0; i < buffers.Count && at < n; i++)
-        {
-            int take = Math.Min(buffers[i].Length, n - at);
-            frame.AsSpan(at, take).CopyTo(buffers[i]);
-            at += take;
-        }
+        buffers.Scatter(frame.AsSpan(0, n));
         return n;
     }
 
