@@ -456,7 +456,13 @@ public sealed partial class Supervisor : IDisposable
             return;
         DomainState state;
         string reason;
-        if (exit is null)
+        if (exit is null && how == "status 0")
+        {
+            // A clean exit whose announcement never arrived is still not a crash.
+            state = DomainState.ShutOff;
+            reason = "shutdown: the VMM exited cleanly without saying why";
+        }
+        else if (exit is null)
         {
             state = DomainState.Crashed;
             reason = how is null ? "the VMM process died without reporting an exit" : $"the VMM process died ({how})";

@@ -31,6 +31,7 @@ public sealed class ControlServer : IDisposable
     private bool _paused;
     private bool _saved;
     private bool _closed;
+    private byte[]? _exitLine; // kept for a watcher that subscribes while the exit is being announced
 
     public ControlServer(string path, string? name, bool echoToStdout)
     {
@@ -66,7 +67,7 @@ public sealed class ControlServer : IDisposable
     public void NotifyExit(MachineExit exit)
     {
         Thread.Sleep(20); // let the output pump hand the last console bytes to attached clients
-        Broadcast(new ControlEvent { Event = "exit", Kind = exit.Kind.ToString(), Code = exit.ExitCode, Message = exit.Message });
+        Broadcast(new ControlEvent { Event = "exit", Kind = exit.Kind.ToString(), Code = exit.ExitCode, Message = exit.Message }, isExit: true);
         Dispose();
     }
 
@@ -125,14 +126,18 @@ public sealed class ControlServer : IDisposable
                 }
                 if (request.Command == "watch")
                 {
-                    keep = true;
+                    byte[]? missed;
                     lock (_lock)
                     {
-                        if (_closed)
-                            keep = false;
-                        else
+                        missed = _exitLine;
+                        keep = missed is null && !_closed;
+                        if (keep)
                             _watchers.Add(client);
                     }
+                    // The guest ended between this watcher's request and its subscription (a guest that powers
+                    // off at once): it still learns why, rather than seeing a bare close it would take for a crash.
+                    if (missed is not null)
+                        client.Send(missed);
                     return;
                 }
             }
@@ -247,7 +252,7 @@ public sealed class ControlServer : IDisposable
                     return Fail("the machine is not running");
                 if (Volatile.Read(ref _paused))
                     return Fail("the machine is paused; resume it before migrating");
-                return _migration.Start(runner, machine, request, Broadcast, leftPaused: () =>
+                return _migration.Start(runner, machine, request, Announce, leftPaused: () =>
                 {
                     lock (_lock)
                         _paused = true;
@@ -318,12 +323,16 @@ public sealed class ControlServer : IDisposable
         socket.Send("\n"u8);
     }
 
-    private void Broadcast(ControlEvent e)
+    private void Broadcast(ControlEvent e, bool isExit = false)
     {
         byte[] line = [.. JsonSerializer.SerializeToUtf8Bytes(e, ControlJsonContext.Default.ControlEvent), (byte)'\n'];
         Socket[] watchers;
         lock (_lock)
+        {
+            if (isExit)
+                _exitLine = line;
             watchers = [.. _watchers];
+        }
         foreach (var w in watchers)
         {
             try
