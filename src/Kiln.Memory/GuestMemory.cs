@@ -174,18 +174,42 @@ public sealed class GuestMemory : IDisposable
 
     internal void StopWriteLog() => _writeLog = null;
 
+    /// <summary>Reads a value with one load when it lies in one region (always, for a naturally aligned field), so a
+    /// field the guest updates concurrently (a ring index) is never seen half old, half new.</summary>
     public T Read<T>(GuestAddress address) where T : unmanaged
     {
-        Span<byte> buffer = stackalloc byte[Unsafe.SizeOf<T>()];
+        int size = Unsafe.SizeOf<T>();
+        if (TryLocate(address, size, out int region))
+            return Unsafe.ReadUnaligned<T>(ref MemoryMarshal.GetReference(_regions[region].Slice(address, size)));
+        Span<byte> buffer = stackalloc byte[size]; // across regions (or out of RAM, which Read reports)
         Read(address, buffer);
         return MemoryMarshal.Read<T>(buffer);
     }
 
+    /// <summary>Writes a value with one store when it lies in one region. A byte-wise copy is not enough for fields the
+    /// guest reads concurrently: the runtime's copy of 2 bytes stores the first byte, then both, so a driver polling a
+    /// used index could see it step back by 255 as it crosses a multiple of 256 (and then consume stale entries).</summary>
     public void Write<T>(GuestAddress address, T value) where T : unmanaged
     {
-        Span<byte> buffer = stackalloc byte[Unsafe.SizeOf<T>()];
+        int size = Unsafe.SizeOf<T>();
+        if (TryLocate(address, size, out int region))
+        {
+            Unsafe.WriteUnaligned(ref MemoryMarshal.GetReference(_regions[region].Slice(address, size)), value);
+            _writeLog?.Mark(region, address.Value - _regions[region].Start.Value, (ulong)size);
+            return;
+        }
+        Span<byte> buffer = stackalloc byte[size];
         MemoryMarshal.Write(buffer, in value);
         Write(address, buffer);
+    }
+
+    /// <summary>The index of the region holding all of [address, address+length), if one does.</summary>
+    private bool TryLocate(GuestAddress address, int length, out int region)
+    {
+        for (region = 0; region < _regions.Length; region++)
+            if (_regions[region].Contains(address, (ulong)length))
+                return true;
+        return false;
     }
 
     public void Fill(GuestAddress address, ulong length, byte value)
