@@ -7,9 +7,10 @@ same image for both VMMs, re-made before every run because the runs write to it)
 file as the limit. --fresh-qcow2 adds an empty qcow2 of the same size (every write allocates a cluster).
 
 Net (test=virtio-net bench=1): in a network namespace this script creates, a tap with 10.0.2.1/24 on the host
-side; the guest sends `frames` UDP frames of 60 and 1514 bytes (TX, the ring kept full), then asks bench/io/netpeer.c
-(a UDP sender in the namespace) for as many of each size and counts what arrives (RX). QEMU uses
--device virtio-net-pci on the same tap (vhost off, its default for -netdev tap).
+side; the guest sends `frames` UDP frames of 60 and 1514 bytes (TX, the ring kept full) to the discard port, where
+bench/io/netpeer.c holds a socket that drops them, then asks netpeer for as many of each size and counts what arrives
+(RX). QEMU uses -device virtio-net-pci on the same tap (vhost off, its default for -netdev tap). Also reported: the
+device-side CPU per frame (the VMM's threads other than its vCPU, from /proc, after start-up).
 
 Each configuration runs --rounds times, interleaved (Kiln, QEMU, Kiln, ...), and the median is reported (and the best
 round: other load only ever slows a run down), with the
@@ -21,6 +22,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -56,7 +58,8 @@ def run(argv, timeout=900):
 def qemu_base(cmdline):
     return ["qemu-system-x86_64", "-enable-kvm", "-M", "pc", "-m", "256", "-kernel", GUEST, "-append", cmdline,
             "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-display", "none", "-serial", "stdio",
-            "-nodefaults", "-no-reboot"]
+            "-nodefaults", "-no-reboot",
+            "-name", "bench,debug-threads=on"]  # names the vCPU thread "CPU 0/KVM" (device-side CPU leaves it out)
 
 
 # ---------------------------------------------------------------- block
@@ -199,7 +202,7 @@ def net_run(a, vmm):
         else:
             argv = qemu_base(cmdline) + ["-netdev", f"tap,id=n0,ifname={TAP},script=no,downscript=no",
                                          "-device", "virtio-net-pci,netdev=n0,disable-legacy=on"]
-        out = run(["ip", "netns", "exec", NS] + argv, timeout=300)
+        out, cpu = run_sampled(["ip", "netns", "exec", NS] + argv, 300, "arp reply from")
     finally:
         peer.kill()
         peer_out = peer.stdout.read()
@@ -210,7 +213,63 @@ def net_run(a, vmm):
     names = net_names(a)
     if any(n not in rates for n in names):
         sys.exit(f"bench/io: no net bench result from {vmm}:\n{out[-2000:]}\n{peer_out}")
-    return {n: rates[n] for n in names}, arrived, sent
+    moved = sum(a.frames if n.startswith("tx") else round(arrived.get(n, 0) * a.frames) for n in names)
+    return {n: rates[n] for n in names}, arrived, sent, cpu / max(moved, 1) * 1e6
+
+
+VCPU_THREAD = re.compile(r"^(vcpu\d+|CPU \d+/KVM)$")  # Kiln's and QEMU's vCPU thread names
+
+
+def thread_cpu(pid):
+    """Seconds on CPU per thread of pid ({tid: (name, seconds)}), from schedstat (ns, not clock ticks)."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                out[tid] = (name, int(f.read().split()[0]) / 1e9)
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def run_sampled(argv, timeout, start_marker):
+    """Like run(), and also returns the CPU seconds that the VMM's threads other than its vCPUs (I/O threads, main
+    loop, runtime) used from the first output line containing start_marker to the end (start-up left out), from /proc
+    every 20 ms. The polling guest's vCPU is busy all the time in both VMMs, so it is left out too."""
+    p = subprocess.Popen(NICE + argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         text=True)
+    seen, start = {}, {}
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.02):
+            seen.update(thread_cpu(p.pid))
+
+    def device_side(cpu):
+        return sum(sec for name, sec in cpu.values() if not VCPU_THREAD.match(name))
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    timer = threading.Timer(timeout, p.kill)
+    timer.start()
+    lines = []
+    try:
+        for line in p.stdout:
+            lines.append(line)
+            if not start and start_marker in line:
+                start.update(thread_cpu(p.pid))
+        p.wait()
+    finally:
+        timer.cancel()
+        done.set()
+        t.join()
+    return "".join(lines), device_side(seen) - device_side(start)
 
 
 def net_names(a):
@@ -228,18 +287,21 @@ def net_bench(a):
     vmms = ["kiln"] + ([] if a.no_qemu else ["qemu"])
     samples = {v: [] for v in vmms}
     arrived = {v: [] for v in vmms}
+    cpu_per_frame = {v: [] for v in vmms}
     peer = []
     loads = []
     try:
         for r in range(a.rounds):
             for vmm in vmms:
                 loads.append(load())
-                rates, got, sent = net_run(a, vmm)
+                rates, got, sent, us = net_run(a, vmm)
+                cpu_per_frame[vmm].append(us)
                 samples[vmm].append(rates)
                 arrived[vmm].append(got)
                 peer.append(sent)
                 if a.verbose:
-                    print(f"  round {r} {vmm}: {rates} arrived {got} load {loads[-1]:.2f}", flush=True)
+                    print(f"  round {r} {vmm}: {rates} arrived {got} device-side CPU {us:.2f} us/frame "
+                          f"load {loads[-1]:.2f}", flush=True)
     finally:
         sh("ip", "netns", "del", NS, check=False)
     names = net_names(a)
@@ -262,6 +324,8 @@ def net_bench(a):
         got = {n: statistics.median(x.get(n, 0) for x in arrived[v]) for n in names if n.startswith("rx")}
         print(f"{v}: RX frames that arrived (median share of those sent): "
               + ", ".join(f"{n} {got[n]:.2f}" for n in got))
+    print("host CPU outside the vCPU threads per frame moved (median; from the guest's first frame exchange on): "
+          + ", ".join(f"{v} {statistics.median(cpu_per_frame[v]):.2f} us" for v in vmms))
     for size in (60, 1514):
         rates = [p[size] for p in peer if size in p]
         if rates:
