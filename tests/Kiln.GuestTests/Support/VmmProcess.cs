@@ -29,10 +29,25 @@ public sealed class VmmProcess : IDisposable
             psi.Environment[k] = v;
         _process = Process.Start(psi)!;
         _process.StandardInput.Close();
-        _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_stdout) _stdout.Append(e.Data).Append('\n'); };
+        // The console is read as it comes, not by lines: a guest paused mid-line (a migration's switch-over) must
+        // show the bytes it did print, or a counter split across two VMMs loses the number that straddles them.
+        _stdoutPump = Task.Run(PumpStdout);
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_stderr) _stderr.Append(e.Data).Append('\n'); };
-        _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
+    }
+
+    private readonly Task _stdoutPump;
+
+    private async Task PumpStdout()
+    {
+        var buffer = new char[4096];
+        int n;
+        while ((n = await _process.StandardOutput.ReadAsync(buffer)) > 0)
+        {
+            string chunk = new string(buffer, 0, n).Replace("\r", "", StringComparison.Ordinal);
+            lock (_stdout)
+                _stdout.Append(chunk);
+        }
     }
 
     public string Stdout { get { lock (_stdout) return _stdout.ToString(); } }
@@ -52,6 +67,7 @@ public sealed class VmmProcess : IDisposable
             if (_process.HasExited)
             {
                 _process.WaitForExit(); // drain the output
+                _stdoutPump.Wait(TimeSpan.FromSeconds(10));
                 return condition(Stdout, Stderr);
             }
             Thread.Sleep(50);
@@ -64,6 +80,7 @@ public sealed class VmmProcess : IDisposable
         if (!_process.WaitForExit(timeout))
             return false;
         _process.WaitForExit();
+        _stdoutPump.Wait(TimeSpan.FromSeconds(10));
         return true;
     }
 
@@ -73,6 +90,7 @@ public sealed class VmmProcess : IDisposable
         {
             _process.Kill(entireProcessTree: true);
             _process.WaitForExit();
+            _stdoutPump.Wait(TimeSpan.FromSeconds(10));
         }
         catch (InvalidOperationException)
         {
