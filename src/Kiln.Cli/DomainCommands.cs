@@ -24,7 +24,7 @@ public static class DomainCommands
           define FILE                        define a domain from Kiln JSON or libvirt domain XML (- for stdin)
           undefine NAME                      remove a shut-off domain's definition
           start NAME [--console]             boot a domain (and attach to its console)
-          shutdown NAME [--timeout SEC]      graceful: Ctrl-Alt-Del, then wait (default 60 s) for the guest to power off
+          shutdown NAME [--timeout SEC]      graceful: the ACPI power button (then Ctrl-Alt-Del), and wait (default 60 s) for power-off
           destroy NAME                       stop the VMM at once
           reboot NAME                        reset the guest
           suspend NAME / resume NAME         pause / continue the vCPUs

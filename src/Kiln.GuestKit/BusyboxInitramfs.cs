@@ -39,6 +39,9 @@ public static class BusyboxInitramfs
         cpio.AddFile("etc/group", Encoding.ASCII.GetBytes("root:x:0:\n"));
         cpio.AddFile("etc/profile", Encoding.ASCII.GetBytes("export PS1='kiln# '\n"));
         cpio.AddFile("etc/fstab", Encoding.ASCII.GetBytes(InitScript.Fstab));
+        // busybox acpid runs /etc/acpi/PWRF/00000080 when the ACPI power button is pressed (`kiln shutdown`).
+        Dir("etc/acpi/PWRF");
+        cpio.AddFile("etc/acpi/PWRF/00000080", Encoding.ASCII.GetBytes(InitScript.PowerButtonAction), 0x1ED);
         foreach (var (path, data) in extraFiles ?? [])
         {
             string p = path.TrimStart('/');

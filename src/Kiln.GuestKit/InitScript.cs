@@ -45,6 +45,7 @@ public static class InitScript
             *" kiln.ready=poweroff "*) poweroff -f ;;
         esac
         ip link set lo up 2>/dev/null
+        acpid -p /run/acpid.pid -l /dev/null 2>/dev/null
         while :; do
             setsid cttyhack sh -l < /dev/console > /dev/console 2>&1 &
             wait $!
@@ -52,6 +53,11 @@ public static class InitScript
             poweroff -f
         done
         """;
+
+    /// <summary>What busybox acpid runs for the ACPI power button (started after the ready marker, so a boot that
+    /// ends at the marker does not pay for its fork): `poweroff` signals PID 1, whose trap powers off. A shell script,
+    /// since acpid starts its helpers with SIGCHLD ignored.</summary>
+    public const string PowerButtonAction = "#!/bin/sh\nexec poweroff\n";
 
     /// <summary>/etc/fstab of the initramfs: what `mount -a` mounts at start-up (devpts follows once /dev/pts
     /// exists on the devtmpfs).</summary>

@@ -51,12 +51,19 @@ public sealed class DaemonLinuxTests(ITestOutputHelper log) : IDisposable
         _d.WaitForLog("linux1", "KILN-INIT-READY", TimeSpan.FromMinutes(12));
         log.WriteLine($"KILN-INIT-READY {sw.Elapsed.TotalSeconds:F0} s after kiln start");
         Assert.Matches(@"linux1\s+running", _d.Ok("list"));
-        // The shell evaluates what we type (6*7 is computed by the guest), then powers the guest off through ACPI S5.
-        var console = _d.Cli(["console", "linux1", "--history"], stdin: "echo kiln-$((6*7))\npoweroff\n", timeout: TimeSpan.FromMinutes(5));
-        log.WriteLine($"console ({sw.Elapsed.TotalSeconds:F0} s):\n{console.Stdout}");
-        Assert.False(console.TimedOut, "the console did not end with the guest");
-        Assert.Contains("KILN-INIT-READY nproc=1", console.Stdout);
-        Assert.Contains("kiln-42", console.Stdout);
+        // The shell evaluates what we type (6*7 is computed by the guest); then `kiln shutdown` presses the ACPI power
+        // button, the kernel's button driver hands it to busybox acpid, whose helper powers the guest off (ACPI S5).
+        var console = Task.Run(() => _d.Cli(["console", "linux1", "--history"], stdin: "echo kiln-$((6*7))\n",
+            timeout: TimeSpan.FromMinutes(5)));
+        _d.WaitForLog("linux1", "kiln-42", TimeSpan.FromMinutes(3));
+        var shutdown = _d.Cli(["shutdown", "linux1", "--timeout", "240"], timeout: TimeSpan.FromMinutes(5));
+        log.WriteLine($"shutdown ({sw.Elapsed.TotalSeconds:F0} s): exit {shutdown.ExitCode}: {shutdown.Stdout}{shutdown.Stderr}");
+        Assert.Equal(0, shutdown.ExitCode);
+        var ended = console.GetAwaiter().GetResult();
+        log.WriteLine($"console ({sw.Elapsed.TotalSeconds:F0} s):\n{ended.Stdout}");
+        Assert.False(ended.TimedOut, "the console did not end with the guest");
+        Assert.Contains("KILN-INIT-READY nproc=1", ended.Stdout);
+        Assert.Contains("kiln-42", ended.Stdout);
         _d.WaitForState("linux1", "shut off");
         Assert.Contains("ACPI S5", _d.Ok("domstate", "linux1"));
         var info = _d.Ok("dominfo", "linux1");
