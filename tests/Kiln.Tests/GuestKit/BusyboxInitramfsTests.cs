@@ -50,6 +50,24 @@ public sealed class BusyboxInitramfsTests
     }
 
     [Fact]
+    public void ThePowerButtonHelperIsAnExecutableScriptThatAcpidFinds()
+    {
+        var ms = new MemoryStream();
+        BusyboxInitramfs.Write(ms, [1], ["bin/sh"], InitScript.Busybox);
+        using var cpio = new CpioTool();
+        cpio.Extract(ms.ToArray());
+        // busybox acpid maps the power button's event to /etc/acpi/PWRF/00000080 and runs that file.
+        string helper = Path.Combine(cpio.Directory, "etc/acpi/PWRF/00000080");
+        Assert.StartsWith("#!/bin/sh\n", File.ReadAllText(helper));
+        Assert.Contains("poweroff", File.ReadAllText(helper));
+        if (!OperatingSystem.IsWindows())
+            Assert.True((File.GetUnixFileMode(helper) & UnixFileMode.UserExecute) != 0, "the helper is not executable");
+        // acpid starts after the marker, so a boot that ends there does not wait for its fork.
+        Assert.True(InitScript.Busybox.IndexOf("acpid", StringComparison.Ordinal)
+                    > InitScript.Busybox.IndexOf("KILN-INIT-READY", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void StockInitLoadsModulesInTheGivenOrder()
     {
         string init = InitScript.Stock(["/lib/modules/virtio_ring.ko", "/lib/modules/virtio.ko"]);
