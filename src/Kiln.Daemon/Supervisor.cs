@@ -430,15 +430,14 @@ public sealed partial class Supervisor : IDisposable
             return;
         // The VMM closes the socket just before it exits; reap it so a crash reports its signal.
         var child = domain.Child;
-        string? how = null;
+        int? status = null;
         if (child is not null)
         {
             using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(5));
             try
             {
                 await child.WaitForExitAsync(wait.Token);
-                int status = child.ExitCode;
-                how = status > 128 ? $"signal {status - 128}" : $"status {status}";
+                status = child.ExitCode;
             }
             catch (OperationCanceledException)
             {
@@ -454,9 +453,10 @@ public sealed partial class Supervisor : IDisposable
         }
         if (_disposed)
             return;
+        string? how = status is null ? null : status > 128 ? $"signal {status - 128}" : $"status {status}";
         DomainState state;
         string reason;
-        if (exit is null && how == "status 0")
+        if (exit is null && status == 0)
         {
             // A clean exit whose announcement never arrived is still not a crash.
             state = DomainState.ShutOff;

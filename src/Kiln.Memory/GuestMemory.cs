@@ -99,16 +99,10 @@ public sealed class GuestMemory : IDisposable
     /// code that wants zero-copy access to a guest buffer.</summary>
     public bool TryGetSpan(GuestAddress address, int length, out Span<byte> span)
     {
-        if (length >= 0)
+        if (length >= 0 && TryLocate(address, length, out int region))
         {
-            foreach (var r in _regions)
-            {
-                if (r.Contains(address, (ulong)length))
-                {
-                    span = r.Slice(address, length);
-                    return true;
-                }
-            }
+            span = _regions[region].Slice(address, length);
+            return true;
         }
         span = default;
         return false;

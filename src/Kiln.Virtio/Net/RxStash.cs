@@ -51,17 +51,7 @@ internal sealed class RxStash
 
     /// <summary>Copies <paramref name="data"/> into the start of stashed chain <paramref name="i"/> (which holds at
     /// least that many bytes).</summary>
-    public void Write(GuestMemory memory, int i, ReadOnlySpan<byte> data)
-    {
-        foreach (var b in _entries[i].Buffers)
-        {
-            if (data.IsEmpty)
-                return;
-            int n = (int)Math.Min(b.Length, (uint)data.Length);
-            memory.Write(b.Address, data[..n]);
-            data = data[n..];
-        }
-    }
+    public void Write(GuestMemory memory, int i, ReadOnlySpan<byte> data) => WriteAt(memory, i, 0, data);
 
     /// <summary>Adds the first <paramref name="max"/> bytes of stashed chain <paramref name="i"/> to
     /// <paramref name="pieces"/> as spans over guest RAM (validated when the chain was popped). False when they do not

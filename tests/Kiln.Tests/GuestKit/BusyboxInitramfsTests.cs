@@ -36,13 +36,20 @@ public sealed class BusyboxInitramfsTests
         Assert.Equal(["/bin/sh", "/bin/mount", "/usr/bin/nproc"], linked);
     }
 
-    [Fact]
-    public void ImageHasAnFstabForMountAll()
+    /// <summary>The kit image (a stand-in busybox, the kit's /init) unpacked by the real cpio.</summary>
+    private static CpioTool ExtractKitImage()
     {
         var ms = new MemoryStream();
         BusyboxInitramfs.Write(ms, [1], ["bin/sh"], InitScript.Busybox);
-        using var cpio = new CpioTool();
+        var cpio = new CpioTool();
         cpio.Extract(ms.ToArray());
+        return cpio;
+    }
+
+    [Fact]
+    public void ImageHasAnFstabForMountAll()
+    {
+        using var cpio = ExtractKitImage();
         string fstab = File.ReadAllText(Path.Combine(cpio.Directory, "etc/fstab"));
         Assert.Contains("proc /proc proc", fstab);
         Assert.Contains("devtmpfs /dev devtmpfs", fstab);
@@ -52,10 +59,7 @@ public sealed class BusyboxInitramfsTests
     [Fact]
     public void ThePowerButtonHelperIsAnExecutableScriptThatAcpidFinds()
     {
-        var ms = new MemoryStream();
-        BusyboxInitramfs.Write(ms, [1], ["bin/sh"], InitScript.Busybox);
-        using var cpio = new CpioTool();
-        cpio.Extract(ms.ToArray());
+        using var cpio = ExtractKitImage();
         // busybox acpid maps the power button's event to /etc/acpi/PWRF/00000080 and runs that file.
         string helper = Path.Combine(cpio.Directory, "etc/acpi/PWRF/00000080");
         Assert.StartsWith("#!/bin/sh\n", File.ReadAllText(helper));
