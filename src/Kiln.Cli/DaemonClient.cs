@@ -11,7 +11,7 @@ using Kiln.Daemon;
 namespace Kiln.Cli;
 
 /// <summary>A failure the daemon reported (or the daemon being unreachable): one line for the user.</summary>
-public sealed class DaemonClientException(string message) : Exception(message);
+public sealed class DaemonClientException(string message) : KilnException(message);
 
 /// <summary>Talks to `kiln daemon`: `unix:///path` (default /run/kiln/kiln.sock, or $KILN_DEFAULT_URI) or
 /// `tcp://host:port` (TLS; the bearer token from $KILN_TOKEN or the file $KILN_TOKEN_FILE; the daemon's certificate

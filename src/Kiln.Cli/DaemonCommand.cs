@@ -36,11 +36,6 @@ public static class DaemonCommand
         {
             return DaemonHost.RunAsync(options, stop.Token).GetAwaiter().GetResult();
         }
-        catch (DaemonException e)
-        {
-            Console.Error.WriteLine($"kiln daemon: {e.Message}");
-            return e.Status == 400 ? 2 : 1;
-        }
         catch (OperationCanceledException)
         {
             return 0;

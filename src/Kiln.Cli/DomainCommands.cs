@@ -11,11 +11,31 @@ namespace Kiln.Cli;
 /// `-c URI` (or $KILN_DEFAULT_URI) picks the daemon.</summary>
 public static class DomainCommands
 {
-    public static readonly string[] Verbs =
+    public static readonly IReadOnlyList<Verb> Verbs =
     [
-        "list", "define", "undefine", "start", "shutdown", "destroy", "reboot", "suspend", "resume", "dominfo", "domstate",
-        "console", "attach-disk", "detach-disk", "domstats", "event", "autostart", "dumpxml", "dump",
+        Domain("list", "[--all]", "domains (running and paused; --all adds shut off and crashed)"),
+        Domain("define", "FILE", "define a domain from Kiln JSON or libvirt domain XML (- for stdin)"),
+        Domain("undefine", "NAME", "remove a shut-off domain's definition"),
+        Domain("start", "NAME [--console]", "boot a domain (and attach to its console)"),
+        Domain("shutdown", "NAME [--timeout SEC]", "graceful: the ACPI power button (then Ctrl-Alt-Del), and wait"),
+        Domain("destroy", "NAME", "stop the VMM at once"),
+        Domain("reboot", "NAME", "reset the guest"),
+        Domain("suspend", "NAME", "pause the vCPUs"),
+        Domain("resume", "NAME", "continue the vCPUs"),
+        Domain("dominfo", "NAME", "details"),
+        Domain("domstate", "NAME", "state (with reason)"),
+        Domain("console", "NAME [--history]", "attach to the serial console (Ctrl-] detaches)"),
+        Domain("attach-disk", "NAME SOURCE TARGET [--readonly] [--format raw]", "add a disk to the persistent definition"),
+        Domain("detach-disk", "NAME TARGET", "remove a disk from the persistent definition"),
+        Domain("domstats", "NAME", "exits by reason, vCPU times, block and net counters, uptime, RSS"),
+        Domain("event", "[--domain NAME] [--timeout SEC]", "stream lifecycle events"),
+        Domain("autostart", "NAME [--disable]", "start the domain when the daemon starts"),
+        Domain("dumpxml", "NAME", "the definition as libvirt XML"),
+        Domain("dump", "NAME", "the definition as Kiln JSON"),
     ];
+
+    private static Verb Domain(string name, string synopsis, string summary) =>
+        new(name, VerbTable.Domain, $"{synopsis,-34} {summary}", (args, globals) => Execute(name, args, globals), Connects: true, Help: () => Help);
 
     public const string Help = """
         virsh-style commands (they talk to 'kiln daemon'; -c unix:///PATH or -c tcp://HOST:PORT, default
@@ -38,8 +58,10 @@ public static class DomainCommands
           event [--domain NAME] [--timeout SEC]  stream lifecycle events
         """;
 
-    private sealed class Args : VerbArguments
+    private sealed class Args
     {
+        public string? Uri;
+        public bool Json;
         public bool All;
         public bool Readonly;
         public bool Disable;
@@ -48,51 +70,38 @@ public static class DomainCommands
         public double? Timeout;
         public string? Format;
         public string? Domain;
-
-        public Args(string verb, IReadOnlyList<string> raw) => Parse(verb, raw, "kiln --help");
-
-        protected override bool TakeOption(string verb, string option, Func<string> value)
-        {
-            switch (option)
-            {
-                case "--all": All = true; break;
-                case "--readonly": Readonly = true; break;
-                case "--disable": Disable = true; break;
-                case "--console": Console = true; break;
-                case "--history": History = true; break;
-                case "--format" or "--driver" or "--subdriver": Format = value(); break;
-                case "--domain": Domain = value(); break;
-                case "--timeout":
-                    Timeout = double.TryParse(value(), NumberStyles.Float, CultureInfo.InvariantCulture, out double t) && t >= 0
-                        ? t : throw new UsageException($"{verb}: --timeout needs a number of seconds");
-                    break;
-                default: return false;
-            }
-            return true;
-        }
+        public List<string> Positional = [];
     }
 
-    private static string Need(Args a, int index, string what, string verb) => a.Need(index, what, verb);
+    /// <summary>The options of the domain verbs, one table for the family (as virsh's).</summary>
+    private static CliOptions<Args> Options(string verb) => new CliOptions<Args>(verb, "NAME [options]")
+        .Flag("--json", "machine-readable output", a => a.Json = true)
+        .Flag("--all", "list: shut-off and crashed domains too", a => a.All = true)
+        .Flag("--readonly", "attach-disk: read-only", a => a.Readonly = true)
+        .Flag("--disable", "autostart: turn it off", a => a.Disable = true)
+        .Flag("--console", "start: attach to the console", a => a.Console = true)
+        .Flag("--history", "console: replay recent output first", a => a.History = true)
+        .Value("--format|--driver|--subdriver", "FMT", "attach-disk: raw or qcow2", (a, v) => a.Format = v)
+        .Value("--domain", "NAME", "event: only this domain's", (a, v) => a.Domain = v)
+        .Value("--timeout", "SEC", "shutdown, event: seconds to wait", (a, v) => a.Timeout =
+            double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double t) && t >= 0
+                ? t : throw new UsageException($"{verb}: --timeout needs a number of seconds"));
 
-    public static int Execute(string verb, IReadOnlyList<string> raw)
+    private static string Need(Args a, int index, string what, string verb) =>
+        index < a.Positional.Count ? a.Positional[index] : throw new UsageException($"{verb}: {what} is required");
+
+    public static int Execute(string verb, IReadOnlyList<string> raw, GlobalOptions globals)
     {
-        var a = new Args(verb, raw);
+        var a = new Args { Uri = globals.Connect };
+        a.Positional = Options(verb).ParseWithArguments(a, raw);
         using var client = new DaemonClient(a.Uri);
-        try
-        {
-            return ExecuteAsync(verb, a, client).GetAwaiter().GetResult();
-        }
-        catch (DaemonClientException e)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 1;
-        }
+        return ExecuteAsync(verb, a, client).GetAwaiter().GetResult();
     }
 
     private static string Name(string name) => Uri.EscapeDataString(name);
 
     /// <summary>domstats' per-vCPU, block and net lines, named as virsh names them.</summary>
-    private static void PrintDeviceStats(Vmm.Control.ControlResponse v)
+    private static void PrintDeviceStats(Contracts.Control.ControlResponse v)
     {
         foreach (var t in v.VcpuTimes ?? [])
             Print($"  vcpu.{t.Id}.time={(long)(t.CpuTimeSeconds * 1e9)}");

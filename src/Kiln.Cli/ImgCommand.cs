@@ -38,7 +38,7 @@ public static class ImgCommand
 
     private static int Create(List<string> args)
     {
-        var p = Parse(args, ["-f", "-b", "-F", "-o"], []);
+        var p = Parse("create", args, ["-f", "-b", "-F", "-o"], []);
         string format = p.Get("-f") ?? "qcow2";
         string? backing = p.Get("-b");
         string? backingFormat = p.Get("-F");
@@ -72,7 +72,7 @@ public static class ImgCommand
 
     private static int Info(List<string> args)
     {
-        var p = Parse(args, ["-f"], ["--json", "--backing-chain"]);
+        var p = Parse("info", args, ["-f"], ["--json", "--backing-chain"]);
         if (p.Positional.Count != 1)
             throw new UsageException("img info: expected FILE");
         bool json = p.Has("--json") || p.Get("--output") == "json";
@@ -87,7 +87,7 @@ public static class ImgCommand
 
     private static int Convert(List<string> args)
     {
-        var p = Parse(args, ["-f", "-O", "-o"], ["-p"]);
+        var p = Parse("convert", args, ["-f", "-O", "-o"], ["-p"]);
         if (p.Positional.Count != 2)
             throw new UsageException("img convert: expected SRC DST");
         string output = p.Get("-O") ?? throw new UsageException("img convert: -O FMT is required");
@@ -100,7 +100,7 @@ public static class ImgCommand
 
     private static int Check(List<string> args)
     {
-        var p = Parse(args, ["-r", "-f"], ["--repair"]);
+        var p = Parse("check", args, ["-r", "-f"], ["--repair"]);
         if (p.Positional.Count != 1)
             throw new UsageException("img check: expected FILE");
         bool repair = p.Has("--repair") || p.Get("-r") is "leaks" or "all";
@@ -111,7 +111,7 @@ public static class ImgCommand
 
     private static int Resize(List<string> args)
     {
-        var p = Parse(args, ["-f"], []);
+        var p = Parse("resize", args, ["-f"], []);
         if (p.Positional.Count != 2)
             throw new UsageException("img resize: expected FILE [+]SIZE");
         string spec = p.Positional[1];
@@ -125,26 +125,7 @@ public static class ImgCommand
     }
 
     /// <summary>qemu-img sizes: bytes, or a number (may be fractional) with k/K, M, G, T, P, E.</summary>
-    public static ulong ParseSize(string text)
-    {
-        string s = text.Trim();
-        int shift = 0;
-        if (s.Length > 0 && char.IsLetter(s[^1]))
-        {
-            shift = char.ToUpperInvariant(s[^1]) switch
-            {
-                'B' => 0, 'K' => 10, 'M' => 20, 'G' => 30, 'T' => 40, 'P' => 50, 'E' => 60,
-                _ => throw new UsageException($"invalid size '{text}'"),
-            };
-            s = s[..^1];
-        }
-        if (!decimal.TryParse(s, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out decimal n) || n < 0)
-            throw new UsageException($"invalid size '{text}'");
-        decimal bytes = n * (decimal)(1UL << shift);
-        if (bytes > long.MaxValue || bytes != decimal.Truncate(bytes))
-            throw new UsageException($"invalid size '{text}'");
-        return (ulong)bytes;
-    }
+    public static ulong ParseSize(string text) => SizeParser.ParseBytes(text, "size");
 
     private static int ClusterSize(string? options)
     {
@@ -168,25 +149,18 @@ public static class ImgCommand
         public bool Has(string flag) => Flags.Contains(flag);
     }
 
-    private static Parsed Parse(List<string> args, string[] valued, string[] flags)
+    /// <summary>One subcommand's flags through the CLI's option parser: qemu-img's short names, each valued
+    /// option or flag a row.</summary>
+    private static Parsed Parse(string subcommand, List<string> args, string[] valued, string[] flags)
     {
         var parsed = new Parsed([], [], []);
-        for (int i = 0; i < args.Count; i++)
-        {
-            string a = args[i];
-            if (a == "--output" && i + 1 < args.Count)
-                parsed.Values[a] = args[++i];
-            else if (a.StartsWith("--output="))
-                parsed.Values["--output"] = a[9..];
-            else if (valued.Contains(a))
-                parsed.Values[a] = i + 1 < args.Count ? args[++i] : throw new UsageException($"{a} needs a value");
-            else if (flags.Contains(a))
-                parsed.Flags.Add(a);
-            else if (a.StartsWith('-') && a.Length > 1 && !char.IsDigit(a[1]))
-                throw new UsageException($"unknown option '{a}'");
-            else
-                parsed.Positional.Add(a);
-        }
+        var options = new CliOptions<Parsed>($"img {subcommand}", "[options]")
+            .Value("--output", "FMT", "json or human", (p, v) => p.Values["--output"] = v);
+        foreach (string name in valued)
+            options.Value(name, "VALUE", "", (p, v) => p.Values[name] = v);
+        foreach (string name in flags)
+            options.Flag(name, "", p => p.Flags.Add(name));
+        parsed.Positional.AddRange(options.ParseWithArguments(parsed, args));
         return parsed;
     }
 }

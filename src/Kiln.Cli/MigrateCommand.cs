@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Kiln.Daemon;
-using Kiln.Vmm.Control;
+using Kiln.Contracts.Control;
 
 namespace Kiln.Cli;
 
@@ -10,7 +10,7 @@ namespace Kiln.Cli;
 public static class MigrateCommand
 {
     public const string Help = """
-        usage: kiln migrate --live NAME tcp://HOST:PORT [--max-downtime MS] [--copy-storage] [-c URI]
+        usage: kiln migrate --live NAME tcp://HOST:PORT [--max-downtime MS] [--max-bandwidth MB/s] [--copy-storage] [-c URI]
                kiln migrate --abort NAME [-c URI]
 
         Moves a running domain to the daemon at tcp://HOST:PORT (its --tcp API) with pre-copy live migration; the
@@ -18,53 +18,42 @@ public static class MigrateCommand
         from --dest-token-file, $KILN_MIGRATE_TOKEN_FILE or $KILN_MIGRATE_TOKEN (else $KILN_TOKEN/$KILN_TOKEN_FILE);
         its certificate is checked against the system roots, $KILN_TLS_CA, or not at all with KILN_TLS_INSECURE=1.
           --max-downtime MS   the longest pause the guest may see (default 300)
+          --max-bandwidth MB/s  the most the migration stream may carry (default: no cap; virsh --bandwidth)
           --copy-storage      stream the writable disks too (no shared storage needed): the destination uses the
                               definition's paths, creating absent images (same format and size; a backing chain is
                               flattened into one image) and removing them if the migration fails
         """;
 
-    public static int Execute(IReadOnlyList<string> args)
+    private sealed class Settings
     {
-        try
-        {
-            return ExecuteAsync(args).GetAwaiter().GetResult();
-        }
-        catch (DaemonClientException e)
-        {
-            Console.Error.WriteLine($"kiln: error: {e.Message}");
-            return 1;
-        }
+        public bool Live, Abort, CopyStorage;
+        public int? MaxDowntime, MaxBandwidth;
+        public string? TokenFile;
     }
 
-    private static async Task<int> ExecuteAsync(IReadOnlyList<string> args)
+    private static readonly CliOptions<Settings> Options = new CliOptions<Settings>("migrate", "--live NAME tcp://HOST:PORT [options]")
+        .Flag("--live", "live-migrate NAME to the daemon at tcp://HOST:PORT", s => s.Live = true)
+        .Flag("--abort", "abort NAME's running migration", s => s.Abort = true)
+        .Flag("--copy-storage", "stream the writable disks too", s => s.CopyStorage = true)
+        .Value("--max-downtime", "MS", "the longest pause the guest may see (default 300)", (s, v) => s.MaxDowntime =
+            int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out int ms) && ms is >= 1 and <= 600_000
+                ? ms : throw new UsageException($"--max-downtime: '{v}' is not a number of milliseconds (1-600000)"))
+        .Value("--max-bandwidth", "MB/s", "the most the stream may carry", (s, v) => s.MaxBandwidth =
+            int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out int mb) && mb is >= 1 and <= 1_000_000
+                ? mb : throw new UsageException($"--max-bandwidth: '{v}' is not a number of MB/s (1-1000000)"))
+        .Value("--dest-token-file", "FILE", "the destination daemon's bearer token", (s, v) => s.TokenFile = v);
+
+    public static int Execute(IReadOnlyList<string> args, GlobalOptions globals) =>
+        ExecuteAsync(args, globals.Connect).GetAwaiter().GetResult();
+
+    private static async Task<int> ExecuteAsync(IReadOnlyList<string> args, string? uri)
     {
-        string? uri = null, name = null, destination = null, tokenFile = null;
-        bool live = false, abort = false, copyStorage = false;
-        int? maxDowntime = null;
-        var positional = new List<string>();
-        for (int i = 0; i < args.Count; i++)
-        {
-            string a = args[i];
-            string Next() => i + 1 < args.Count ? args[++i] : throw new UsageException($"migrate: {a} needs a value");
-            switch (a)
-            {
-                case "--live": live = true; break;
-                case "--abort": abort = true; break;
-                case "--copy-storage": copyStorage = true; break;
-                case "--max-downtime":
-                    string v = Next();
-                    maxDowntime = int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out int ms) && ms is >= 1 and <= 600_000
-                        ? ms : throw new UsageException($"--max-downtime: '{v}' is not a number of milliseconds (1-600000)");
-                    break;
-                case "--dest-token-file": tokenFile = Next(); break;
-                case "-c" or "--connect": uri = Next(); break;
-                default:
-                    if (a.StartsWith('-'))
-                        throw new UsageException($"migrate: unknown option {a}");
-                    positional.Add(a);
-                    break;
-            }
-        }
+        var settings = new Settings();
+        var positional = Options.ParseWithArguments(settings, args);
+        bool live = settings.Live, abort = settings.Abort, copyStorage = settings.CopyStorage;
+        int? maxDowntime = settings.MaxDowntime;
+        string? tokenFile = settings.TokenFile;
+        string name, destination;
         if (live == abort)
             throw new UsageException("migrate: give --live NAME tcp://HOST:PORT or --abort NAME");
         if (abort)
@@ -85,6 +74,7 @@ public static class MigrateCommand
         var request = new MigrateRequest
         {
             Destination = destination, DestinationToken = DestinationToken(tokenFile), MaxDowntimeMs = maxDowntime,
+            MaxBandwidthMBps = settings.MaxBandwidth,
             CopyStorage = copyStorage, Insecure = Environment.GetEnvironmentVariable("KILN_TLS_INSECURE") == "1",
             DestinationCa = Environment.GetEnvironmentVariable("KILN_TLS_CA") is { Length: > 0 } ca ? File.ReadAllText(ca) : null,
         };
@@ -113,12 +103,10 @@ public static class MigrateCommand
                     Console.Out.WriteLine($"{name}: {e.Message}");
                     return 0;
                 case "migration-failed":
-                    Console.Error.WriteLine($"kiln: error: migration of {name} failed, it keeps running here: {e.Message}");
-                    return 1;
+                    throw new DaemonClientException($"migration of {name} failed, it keeps running here: {e.Message}");
             }
         }
-        Console.Error.WriteLine($"kiln: error: the daemon ended the migration stream without a result; check 'kiln domstate {name}'");
-        return 1;
+        throw new DaemonClientException($"the daemon ended the migration stream without a result; check 'kiln domstate {name}'");
     }
 
     internal static string Progress(ControlEvent e)

@@ -1,19 +1,14 @@
-using Kiln.Boot;
-using Kiln.Devices.State;
-using Kiln.GuestKit;
-using Kiln.Interop;
-using Kiln.Kvm;
-using Kiln.Memory;
 using Kiln.Vmm;
 
 namespace Kiln.Cli;
 
-/// <summary>The `kiln` command: a verb, then its options. Errors are one line on stderr (the stack trace only with
-/// --debug); usage errors exit 2, failures 1.</summary>
+/// <summary>The `kiln` command: global options, a verb from <see cref="VerbTable"/>, then the verb's options (global
+/// options may also follow the verb). Every error is a <see cref="KilnException"/>: one line on stderr (the stack
+/// trace only with --debug); usage errors exit 2, failures 1.</summary>
 public static class Program
 {
     private const string Usage = """
-        usage: kiln [--debug] <command> [options]
+        usage: kiln [--debug] [-c URI] <command> [options]
 
         commands:
           run        boot a VM with the terminal as its serial console
@@ -25,87 +20,103 @@ public static class Program
           save, restore, snapshot, snapshot-list, ...            snapshots (see 'kiln help snapshots')
           version    print Kiln's version
 
-        'kiln <command> --help' describes a command.
+        'kiln <command> --help' describes a command; -c URI (before or after the command) picks the daemon.
         """;
 
     public static int Main(string[] argv)
     {
-        var args = argv.ToList();
-        bool debug = args.Remove("--debug");
-        KilnLog.DebugEnabled = debug;
-        if (args is ["help", "snapshots"])
-        {
-            System.Console.Out.WriteLine(SnapshotCommands.Help);
-            return 0;
-        }
-        if (args is ["help", "domains"])
-        {
-            System.Console.Out.WriteLine(DomainCommands.Help);
-            return 0;
-        }
-        if (args.Count == 0 || args[0] is "-h" or "--help" or "help")
-        {
-            System.Console.Out.WriteLine(Usage);
-            return args.Count == 0 ? 2 : 0;
-        }
-        string verb = args[0];
-        var rest = args.Skip(1).ToList();
+        var globals = new GlobalOptions();
         try
         {
-            if (rest.Contains("--help") || rest.Contains("-h"))
-            {
-                System.Console.Out.WriteLine(HelpFor(verb));
-                return 0;
-            }
-            return verb switch
-            {
-                "run" => RunCommand.Execute(rest),
-                "guest-kit" => GuestKitCommand.Execute(rest),
-                "img" => ImgCommand.Execute(rest),
-                "daemon" => DaemonCommand.Execute(rest),
-                "vmm-standby" => VmmStandbyCommand.Execute(rest),
-                "migrate" => MigrateCommand.Execute(rest),
-                _ when DomainCommands.Verbs.Contains(verb) => DomainCommands.Execute(verb, rest),
-                _ when SnapshotCommands.Verbs.Contains(verb) => SnapshotCommands.Execute(verb, rest),
-                "version" or "--version" => PrintVersion(),
-                _ => throw new UsageException($"unknown command '{verb}' (see 'kiln --help')"),
-            };
+            return Dispatch(argv, globals);
         }
-        catch (UsageException e)
+        catch (KilnException e)
         {
-            KilnLog.Error(e.Message);
-            return 2;
+            Report(e, globals.Debug);
+            return e.ExitCode;
         }
-        catch (Exception e) when (e is KvmException or BootException or GuestMemoryException or SystemCallException
-                                       or StateFormatException or IOException or UnauthorizedAccessException
-                                       or Virtio.Net.NetBackendException or Vmm.Migration.MigrationException
-                                       or GuestKitException or Vmm.Snapshot.SnapshotException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            KilnLog.Error(e.Message);
-            if (debug)
-                KilnLog.Info(e.ToString());
+            // A file the user named (a kernel, a disk, a definition) that cannot be read: the BCL's own one line.
+            Report(e, globals.Debug);
             return 1;
         }
     }
 
-    private static string HelpFor(string verb) => verb switch
+    private static int Dispatch(string[] argv, GlobalOptions globals)
     {
-        "run" => RunCommand.Help,
-        "guest-kit" => GuestKitCommand.Help,
-        "img" => ImgCommand.Help,
-        "daemon" => DaemonCommand.Help,
-        "migrate" => MigrateCommand.Help,
-        "domains" => DomainCommands.Help,
-        _ when DomainCommands.Verbs.Contains(verb) => DomainCommands.Help,
-        "snapshots" => SnapshotCommands.Help,
-        _ when SnapshotCommands.Verbs.Contains(verb) => SnapshotCommands.Help,
-        _ => Usage,
-    };
+        var args = argv.ToList();
+        int verbAt = LeadingGlobals(args, globals);
+        KilnLog.DebugEnabled = globals.Debug;
+        if (verbAt >= args.Count)
+        {
+            if (globals.Help)
+            {
+                System.Console.Out.WriteLine(Usage);
+                return 0;
+            }
+            System.Console.Out.WriteLine(Usage);
+            return 2;
+        }
+        string name = args[verbAt];
+        var rest = args.Skip(verbAt + 1).ToList();
+        if (name is "help" or "--version")
+            return name == "help" ? Help(rest) : VerbTable.Find("version")!.Run([], globals);
+        var verb = VerbTable.Find(name) ?? throw new UsageException($"unknown command '{name}' (see 'kiln --help')");
+        globals.TakeFrom(rest, verb.Connects);
+        KilnLog.DebugEnabled = globals.Debug;
+        if (globals.Help)
+        {
+            System.Console.Out.WriteLine(verb.Help?.Invoke() ?? Usage);
+            return 0;
+        }
+        return verb.Run(rest, globals);
+    }
 
-    private static int PrintVersion()
+    /// <summary>The global options before the verb; returns the verb's index.</summary>
+    private static int LeadingGlobals(List<string> args, GlobalOptions globals)
     {
-        var version = typeof(Program).Assembly.GetName().Version;
-        System.Console.Out.WriteLine($"kiln {version?.ToString(3) ?? "0.0.0"}");
+        int i = 0;
+        while (i < args.Count && args[i].StartsWith('-') && args[i] != "--version")
+        {
+            string a = args[i];
+            if (a == "--debug")
+                globals.Debug = true;
+            else if (a is "-h" or "--help")
+                globals.Help = true;
+            else if (a is "-c" or "--connect")
+                globals.Connect = ++i < args.Count ? args[i] : throw new UsageException($"{a} needs a value (URI)");
+            else if (a.StartsWith("--connect=", StringComparison.Ordinal))
+                globals.Connect = a["--connect=".Length..];
+            else
+                throw new UsageException($"unknown option '{a}' before the command (see 'kiln --help')");
+            i++;
+        }
+        return i;
+    }
+
+    private static int Help(List<string> topic)
+    {
+        string text = topic switch
+        {
+            [] => Usage,
+            ["domains"] => DomainCommands.Help,
+            ["snapshots"] => SnapshotCommands.Help,
+            [var verb] => VerbTable.Find(verb) is { } v ? v.Help?.Invoke() ?? VerbTable.GroupHelp(v.Group, Usage) : throw new UsageException($"help: unknown command '{verb}'"),
+            _ => throw new UsageException("help: give one command or topic"),
+        };
+        System.Console.Out.WriteLine(text);
         return 0;
+    }
+
+    private static void Report(Exception e, bool debug)
+    {
+        // virsh's form for what the daemon answered; kiln's own for the rest.
+        if (e is DaemonClientException)
+            System.Console.Error.WriteLine($"error: {e.Message}");
+        else
+            KilnLog.Error(e.Message);
+        if (debug)
+            KilnLog.Info(e.ToString());
     }
 }

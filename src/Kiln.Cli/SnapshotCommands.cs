@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Kiln.Daemon;
+using Kiln.Contracts.Snapshot;
 using Kiln.Vmm.Snapshot;
 
 namespace Kiln.Cli;
@@ -9,7 +10,20 @@ namespace Kiln.Cli;
 /// domain. `snapshot-verify FILE` checks a file locally (every CRC, RAM included) without a daemon.</summary>
 public static class SnapshotCommands
 {
-    public static readonly string[] Verbs = ["save", "restore", "snapshot", "snapshot-list", "snapshot-revert", "snapshot-delete", "snapshot-verify"];
+    public static readonly IReadOnlyList<Verb> Verbs =
+    [
+        Snapshot("save", "NAME FILE", "write the running domain to FILE, then stop it (virsh save)"),
+        Snapshot("restore", "FILE", "resume the domain saved in FILE (it must be defined and shut off)"),
+        Snapshot("snapshot", "NAME [--name SNAP]", "keep a snapshot of the running domain"),
+        Snapshot("snapshot-list", "NAME", "the domain's kept snapshots"),
+        Snapshot("snapshot-revert", "NAME SNAP", "resume from a kept snapshot"),
+        Snapshot("snapshot-delete", "NAME SNAP", "delete a kept snapshot"),
+        Snapshot("snapshot-verify", "FILE", "check a snapshot file's every CRC, guest RAM included (no daemon)"),
+    ];
+
+    private static Verb Snapshot(string name, string synopsis, string summary) =>
+        new(name, VerbTable.Snapshot, $"{synopsis,-34} {summary}", (args, globals) => Execute(name, args, globals),
+            Connects: name != "snapshot-verify", Help: () => Help);
 
     public const string Help = """
         snapshot commands (through 'kiln daemon', -c URI as for the domain verbs; --json for scripts):
@@ -22,39 +36,32 @@ public static class SnapshotCommands
           snapshot-verify FILE               check a snapshot file's every CRC, guest RAM included (no daemon)
         """;
 
-    private sealed class Args : VerbArguments
+    private sealed class Args
     {
+        public string? Uri;
+        public bool Json;
         public string? Name;
-
-        public Args(string verb, IReadOnlyList<string> raw) => Parse(verb, raw, "kiln help snapshots");
-
-        protected override bool TakeOption(string verb, string option, Func<string> value)
-        {
-            if (option != "--name" || verb != "snapshot")
-                return false;
-            Name = value();
-            return true;
-        }
+        public List<string> Positional = [];
     }
 
-    public static int Execute(string verb, IReadOnlyList<string> raw)
+    private static CliOptions<Args> Options(string verb)
     {
-        var a = new Args(verb, raw);
+        var options = new CliOptions<Args>(verb, "NAME [options]").Flag("--json", "machine-readable output", a => a.Json = true);
+        return verb == "snapshot" ? options.Value("--name", "SNAP", "the snapshot's name (default: the time)", (a, v) => a.Name = v) : options;
+    }
+
+    public static int Execute(string verb, IReadOnlyList<string> raw, GlobalOptions globals)
+    {
+        var a = new Args { Uri = globals.Connect };
+        a.Positional = Options(verb).ParseWithArguments(a, raw);
         if (verb == "snapshot-verify")
             return Verify(Need(a, 0, "FILE", verb));
         using var client = new DaemonClient(a.Uri);
-        try
-        {
-            return ExecuteAsync(verb, a, client).GetAwaiter().GetResult();
-        }
-        catch (DaemonClientException e)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 1;
-        }
+        return ExecuteAsync(verb, a, client).GetAwaiter().GetResult();
     }
 
-    private static string Need(Args a, int index, string what, string verb) => a.Need(index, what, verb);
+    private static string Need(Args a, int index, string what, string verb) =>
+        index < a.Positional.Count ? a.Positional[index] : throw new UsageException($"{verb}: {what} is required");
 
     private static string Escape(string name) => Uri.EscapeDataString(name);
 
@@ -127,10 +134,10 @@ public static class SnapshotCommands
     {
         using var snapshot = SnapshotFile.Open(file);
         snapshot.VerifyRam();
-        var config = snapshot.Config.ToVmConfig();
+        var spec = snapshot.Spec;
         Console.Out.WriteLine($"{file}: ok: snapshot format {SnapshotFormat.Version}, domain '{snapshot.Info.Name ?? "-"}', saved " +
             $"{snapshot.Info.SavedAt.ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss zzz", CultureInfo.InvariantCulture)}, " +
-            $"{config.MemoryBytes >> 20} MiB RAM, {config.CpuCount} vCPU(s), kernel {config.KernelPath}");
+            $"{spec.Machine.MemoryBytes >> 20} MiB RAM, {spec.Machine.Cpus} vCPU(s), kernel {spec.Boot.Kernel}");
         return 0;
     }
 }

@@ -1,5 +1,5 @@
 using System.Text.Json.Serialization;
-using Kiln.Vmm.Control;
+using Kiln.Contracts.Control;
 
 namespace Kiln.Daemon;
 

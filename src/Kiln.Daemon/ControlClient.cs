@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
-using Kiln.Vmm.Control;
+using Kiln.Contracts.Control;
 
 namespace Kiln.Daemon;
 

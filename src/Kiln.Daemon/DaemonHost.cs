@@ -6,7 +6,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
-using Kiln.Vmm.Control;
+using Kiln.Contracts.Control;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -110,11 +110,11 @@ public static class DaemonHost
     /// existing thread is changed; the VMMs it starts are put back to nice 0 (see Supervisor).</summary>
     private static void RaisePriority()
     {
-        if (Native.geteuid() != 0)
+        if (!Kiln.Interop.ProcessCalls.IsRoot)
             return;
         foreach (var task in Directory.EnumerateDirectories("/proc/self/task"))
             if (int.TryParse(Path.GetFileName(task), out int tid))
-                Native.setpriority(0 /* PRIO_PROCESS: one thread */, tid, -10);
+                Kiln.Interop.ProcessCalls.SetNice(tid, -10); // per thread: PRIO_PROCESS with a thread id
     }
 
     private static bool IsListening(string path)

@@ -8,7 +8,7 @@ namespace Kiln.Daemon;
 
 /// <summary>A definition that cannot be accepted; <see cref="Field"/> names the offending field (a JSON path or an
 /// XML element/attribute path).</summary>
-public sealed class DomainFormatException(string? field, string message) : Exception(message)
+public sealed class DomainFormatException(string? field, string message) : KilnException(message)
 {
     public string? Field { get; } = field;
 }
@@ -77,8 +77,8 @@ public static partial class DomainCodec
             d.Uuid = uuid.ToString();
         if (d.MemoryMiB < 1 || d.MemoryMiB > 1 << 20)
             throw new DomainFormatException("memoryMiB", $"'memoryMiB' must be 1 to 1048576 (got {d.MemoryMiB})");
-        if (d.Vcpus < 1 || d.Vcpus > Vmm.VmConfig.MaxCpus)
-            throw new DomainFormatException("vcpus", $"'vcpus' must be 1 to {Vmm.VmConfig.MaxCpus} (got {d.Vcpus})");
+        if (d.Vcpus < 1 || d.Vcpus > Contracts.Spec.MachineSpec.MaxCpus)
+            throw new DomainFormatException("vcpus", $"'vcpus' must be 1 to {Contracts.Spec.MachineSpec.MaxCpus} (got {d.Vcpus})");
         if (d.Os is null || string.IsNullOrEmpty(d.Os.Kernel))
             throw new DomainFormatException("os.kernel", "'os.kernel' is required (direct kernel boot)");
         if (!Path.IsPathRooted(d.Os.Kernel))
@@ -335,34 +335,5 @@ public static partial class DomainCodec
             new XElement("on_crash", d.OnCrash),
             devices);
         return root.ToString();
-    }
-
-    /// <summary>The `kiln run` arguments that boot this domain (its control socket and name are added by the caller).</summary>
-    public static List<string> RunArguments(DomainDefinition d)
-    {
-        var args = new List<string> { "run", "--kernel", d.Os.Kernel, "--memory", $"{d.MemoryMiB}M", "--cpus", d.Vcpus.ToString(CultureInfo.InvariantCulture) };
-        if (d.Os.Initrd is not null)
-            args.AddRange(["--initrd", d.Os.Initrd]);
-        if (d.Os.Cmdline is not null)
-            args.AddRange(["--cmdline", d.Os.Cmdline]);
-        foreach (var disk in d.Disks.OrderBy(x => x.Target, StringComparer.Ordinal))
-        {
-            string spec = disk.Path + $",format={disk.Format}" + (disk.ReadOnly ? ",ro" : "") + (disk.Serial is null ? "" : $",serial={disk.Serial}");
-            args.AddRange(["--disk", spec]);
-        }
-        foreach (var nic in d.Interfaces)
-        {
-            string spec = $"tap={nic.Tap}" + (nic.Mac is null ? "" : $",mac={nic.Mac}") + (nic.Bridge is null ? "" : $",bridge={nic.Bridge}");
-            args.AddRange(["--net", spec]);
-        }
-        if (d.Rng)
-            args.Add("--rng");
-        if (d.Console != "serial")
-            args.AddRange(["--console", d.Console]);
-        if (d.Transport != "pci")
-            args.AddRange(["--transport", d.Transport]);
-        if (d.OnReboot == "destroy")
-            args.Add("--no-reboot");
-        return args;
     }
 }

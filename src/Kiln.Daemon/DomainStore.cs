@@ -108,41 +108,6 @@ public sealed class DomainStore
         SyncDirectory(dir);
     }
 
-    private static void SyncDirectory(string dir)
-    {
-        // .NET cannot open a directory as a FileStream; fsync(2) of the directory makes the rename durable.
-        int fd = Native.open(dir, 0x10000 /* O_DIRECTORY */);
-        if (fd >= 0)
-        {
-            Native.fsync(fd);
-            Native.close(fd);
-        }
-    }
-}
-
-internal static partial class Native
-{
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    public static extern int open([System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string path, int flags);
-
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    public static extern int fsync(int fd);
-
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    public static extern int close(int fd);
-
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    public static extern int kill(int pid, int signal);
-
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    public static extern int setpriority(int which, int who, int prio);
-
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    public static extern int getpriority(int which, int who);
-
-    [System.Runtime.InteropServices.DllImport("libc")]
-    public static extern int geteuid();
-
-    [System.Runtime.InteropServices.DllImport("libc")]
-    public static extern int gettid();
+    // .NET cannot open a directory as a FileStream; fsync(2) of the directory makes the rename durable.
+    private static void SyncDirectory(string dir) => Kiln.Interop.ProcessCalls.SyncDirectory(dir);
 }

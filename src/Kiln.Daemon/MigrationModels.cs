@@ -35,5 +35,8 @@ public sealed class MigrateRequest
     [JsonPropertyName("destinationCa")] public string? DestinationCa { get; set; }
     [JsonPropertyName("insecure")] public bool Insecure { get; set; }
     [JsonPropertyName("maxDowntimeMs")] public int? MaxDowntimeMs { get; set; }
+
+    /// <summary>The most the migration stream may carry, MB/s (virsh migrate --bandwidth); null: no cap.</summary>
+    [JsonPropertyName("maxBandwidthMBps")] public int? MaxBandwidthMBps { get; set; }
     [JsonPropertyName("copyStorage")] public bool CopyStorage { get; set; }
 }

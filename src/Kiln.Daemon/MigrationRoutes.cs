@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Kiln.Vmm.Control;
+using Kiln.Contracts.Control;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 

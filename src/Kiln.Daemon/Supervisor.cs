@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
-using Kiln.Vmm.Control;
+using Kiln.Contracts.Control;
 
 namespace Kiln.Daemon;
 
@@ -257,52 +257,56 @@ public sealed partial class Supervisor : IDisposable
         ended?.Invoke();
     }
 
-    /// <param name="runArguments">The `kiln run` arguments; null: those of the definition (a boot). A restore
-    /// passes `--restore FILE`, an incoming migration the definition's plus `--incoming ...` (and its token in
-    /// <paramref name="extraEnvironment"/>).</param>
+    /// <param name="source">Where the first machine comes from: null boots the definition's kernel; a restore names
+    /// its snapshot file, an incoming migration its listening address (and <paramref name="migrationToken"/>).</param>
     /// <returns>null, or when the VMM has already ended, what publishes its end.</returns>
-    private async Task<Action?> LaunchAsync(Domain domain, List<string>? runArguments = null, string reason = "booted",
-        IReadOnlyDictionary<string, string>? extraEnvironment = null)
+    private async Task<Action?> LaunchAsync(Domain domain, Contracts.Spec.StartSource? source = null, string reason = "booted",
+        string? migrationToken = null)
     {
         var d = domain.Definition;
         string socketPath = _store.SocketPath(d.Name);
         string logPath = _store.LogPath(d.Name);
         File.Delete(socketPath);
-        var args = runArguments ?? DomainCodec.RunArguments(d);
-        args.AddRange(["--control-socket", socketPath, "--name", d.Name]);
+        Contracts.Spec.VmSpec spec;
+        try
+        {
+            spec = DomainSpec.From(d, source);
+        }
+        catch (Contracts.Spec.VmSpecException e)
+        {
+            throw new DaemonException(400, $"domain '{d.Name}' cannot start: {e.Message}", e.Field);
+        }
+        var launch = new VmmLaunch { Spec = spec, ControlSocket = socketPath, LogPath = logPath, MigrationToken = migrationToken };
         File.AppendAllText(logPath, $"\n--- {DateTimeOffset.Now:O} starting {d.Name}\n");
         long logStart = new FileInfo(logPath).Length;
-        var child = _launcher.Launch(args, logPath, extraEnvironment);
+        var child = _launcher.Launch(launch);
         domain.Child = child;
-        var sw = Stopwatch.StartNew();
-        Socket? socket = null;
-        while (socket is null)
+        var reply = await VmmLauncher.ReadReplyAsync(child, TimeSpan.FromSeconds(30));
+        if (reply is not { Ok: true })
         {
-            if (child.HasExited)
-            {
-                string log = ReadFrom(logPath, logStart).Trim();
-                int status = child.ExitCode; // read before Dispose, which forgets it
-                domain.Child = null;
-                child.Dispose();
-                throw new DaemonException(500, $"the VMM exited at start (status {status}): {LastLine(log)}");
-            }
-            if (File.Exists(socketPath))
-            {
-                try
-                {
-                    socket = ControlClient.Connect(socketPath);
-                    break;
-                }
-                catch (SocketException)
-                {
-                }
-            }
-            if (sw.Elapsed > TimeSpan.FromSeconds(30))
-            {
+            string log = ReadFrom(logPath, logStart).Trim();
+            if (reply is null)
+                await WaitBrieflyAsync(child);
+            string why = reply?.Error ?? (child.HasExited
+                ? $"the VMM exited at start (status {child.ExitCode}): {LastLine(log)}"
+                : "the VMM did not answer its launch within 30 s");
+            if (!child.HasExited)
                 child.Kill();
-                throw new DaemonException(500, "the VMM did not open its control socket within 30 s");
-            }
-            await Task.Delay(2);
+            domain.Child = null;
+            child.Dispose();
+            throw reply?.Field is { } field
+                ? new DaemonException(400, $"domain '{d.Name}' cannot start: {why}", field)
+                : new DaemonException(500, reply is null ? why : $"domain '{d.Name}' cannot start: {why}");
+        }
+        Socket socket;
+        try
+        {
+            socket = ControlClient.Connect(socketPath);
+        }
+        catch (SocketException)
+        {
+            // Built and already gone (a guest that ends at once): the start happened, and so did the end.
+            return await EndedBeforeWatchAsync(domain, child, logPath, logStart);
         }
         var runtime = new RuntimeRecord
         {
@@ -340,7 +344,7 @@ public sealed partial class Supervisor : IDisposable
         }
         catch (OperationCanceledException)
         {
-            Native.kill(child.Id, 9);
+            Kiln.Interop.ProcessCalls.Signal(child.Id, Kiln.Interop.ProcessCalls.SIGKILL);
         }
         child.Dispose();
         domain.Child = null;
@@ -358,6 +362,18 @@ public sealed partial class Supervisor : IDisposable
         };
         MarkEnded(domain, state, reason);
         return () => Publish(domain.Definition.Name, state == DomainState.Crashed ? "crashed" : "stopped", reason);
+    }
+
+    private static async Task WaitBrieflyAsync(Process child)
+    {
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            await child.WaitForExitAsync(wait.Token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     private static string ReadFrom(string path, long offset)
@@ -627,7 +643,7 @@ public sealed partial class Supervisor : IDisposable
         if (await Task.WhenAny(ended, Task.Delay(5000)) != ended)
         {
             if (ProcessStartTicks(rt.Pid) == rt.StartTicks)
-                Native.kill(rt.Pid, 9);
+                Kiln.Interop.ProcessCalls.Signal(rt.Pid, Kiln.Interop.ProcessCalls.SIGKILL);
             await Task.WhenAny(ended, Task.Delay(5000));
         }
     }

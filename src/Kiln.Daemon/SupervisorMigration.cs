@@ -6,12 +6,12 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
-using Kiln.Vmm.Control;
+using Kiln.Contracts.Control;
 
 namespace Kiln.Daemon;
 
 /// <summary>Live migration between daemons. The source daemon asks the destination daemon (its TCP API, TLS and
-/// bearer token) to prepare an incoming VMM for the domain's definition; that daemon starts `kiln run --incoming`
+/// bearer token) to prepare an incoming VMM for the domain's definition; that daemon launches a VMM whose spec has an incoming source
 /// on a free port with a fresh one-time token and answers with both. The source daemon then hands port and token
 /// to its own VMM (control verb <c>migrate</c>) and relays the VMM's progress events. Afterwards the domain runs on
 /// the destination and is shut off, definition kept, on the source (like virsh without --undefinesource). If the
@@ -45,10 +45,13 @@ public sealed partial class Supervisor
         string name = definition.Name;
         int port = FreePort();
         string token = Convert.ToHexString(RandomNumberGenerator.GetBytes(32));
-        var args = DomainCodec.RunArguments(definition);
-        args.AddRange(["--incoming", $"tcp:0.0.0.0:{port}", "--incoming-timeout", "60"]);
-        if (MigrationTls is { } tls)
-            args.AddRange(["--incoming-tls-cert", tls.Cert, "--incoming-tls-key", tls.Key]);
+        var source = new Contracts.Spec.StartSource
+        {
+            Incoming = new Contracts.Spec.IncomingSource
+            {
+                Listen = $"tcp:0.0.0.0:{port}", TimeoutSeconds = 60, TlsCert = MigrationTls?.Cert, TlsKey = MigrationTls?.Key,
+            },
+        };
         await domain.Gate.WaitAsync();
         try
         {
@@ -61,7 +64,7 @@ public sealed partial class Supervisor
             }
             try
             {
-                await LaunchAsync(domain, args, "incoming migration", new Dictionary<string, string> { ["KILN_MIGRATION_TOKEN"] = token });
+                await LaunchAsync(domain, source, "incoming migration", token);
             }
             catch
             {
@@ -182,7 +185,7 @@ public sealed partial class Supervisor
             var response = await ControlClient.SendAsync(controlStream, new StreamReader(controlStream, Encoding.UTF8), new ControlRequest
             {
                 Command = "migrate", Uri = $"tcp:{host}:{incoming.Port}", Token = incoming.Token, Tls = incoming.Tls,
-                MaxDowntimeMs = request.MaxDowntimeMs, CopyStorage = request.CopyStorage,
+                MaxDowntimeMs = request.MaxDowntimeMs, MaxBandwidthMBps = request.MaxBandwidthMBps, CopyStorage = request.CopyStorage,
             }, timeout.Token);
             if (!response.Ok)
                 throw new DaemonException(409, $"domain '{name}': {response.Error}");

@@ -1,13 +1,14 @@
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
-using Kiln.Vmm.Control;
-using Kiln.Vmm.Snapshot;
+using Kiln.Contracts.Control;
+using Kiln.Contracts.Snapshot;
+using Kiln.Contracts.Spec;
 
 namespace Kiln.Daemon;
 
 /// <summary>Snapshots of domains (virsh save/restore and snapshot-create/list/revert/delete). The VMM writes the
-/// file (control verbs save/snapshot); a restore starts a VMM with `kiln run --restore FILE`. The domain's
+/// file (control verbs save/snapshot); a restore launches a VMM whose spec names the file as its source. The domain's
 /// definition is kept throughout: a saved domain is shut off, a restored one running.</summary>
 public sealed partial class Supervisor
 {
@@ -44,8 +45,7 @@ public sealed partial class Supervisor
     {
         file = CheckedPath(file);
         string name;
-        using (var snapshot = OpenSnapshot(file))
-            name = snapshot.Info.Name ?? throw new DaemonException(400, $"snapshot {file} names no domain (it was not saved by the daemon)");
+        name = OpenSnapshot(file).Info.Name ?? throw new DaemonException(400, $"snapshot {file} names no domain (it was not saved by the daemon)");
         var domain = Get(name);
         await domain.Gate.WaitAsync();
         try
@@ -66,7 +66,7 @@ public sealed partial class Supervisor
             throw new DaemonException(404, $"domain '{name}' not found");
         if (domain.State is DomainState.Running or DomainState.Paused)
             throw new DaemonException(409, $"domain '{name}' is running; destroy it first");
-        await LaunchAsync(domain, ["run", "--restore", file], reason: "restored");
+        await LaunchAsync(domain, new StartSource { Restore = new RestoreSource { File = file } }, reason: "restored");
         Publish(name, "restored", file);
     }
 
@@ -101,9 +101,7 @@ public sealed partial class Supervisor
     public async Task RevertSnapshotAsync(string name, string snapshotName)
     {
         string file = SnapshotFile(name, snapshotName);
-        using (OpenSnapshot(file))
-        {
-        }
+        OpenSnapshot(file);
         var domain = Get(name);
         if (domain.State is DomainState.Running or DomainState.Paused)
             await DestroyAsync(name);
@@ -143,11 +141,11 @@ public sealed partial class Supervisor
         return Path.GetFullPath(file);
     }
 
-    private static Vmm.Snapshot.SnapshotFile OpenSnapshot(string file)
+    private static SnapshotHeader OpenSnapshot(string file)
     {
         try
         {
-            return Vmm.Snapshot.SnapshotFile.Open(file);
+            return SnapshotHeader.ReadFile(file);
         }
         catch (SnapshotException e)
         {

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json;
-using Kiln.Vmm.Control;
+using Kiln.Contracts.Control;
 
 namespace Kiln.Daemon;
 
@@ -36,17 +35,11 @@ public sealed class VmmLauncher : IDisposable
             _refill.Change(TimeSpan.Zero, Timeout.InfiniteTimeSpan);
     }
 
-    /// <summary>A VMM process that becomes the domain described by <paramref name="runArguments"/> (`run ...`),
-    /// its console going to <paramref name="logPath"/>.</summary>
-    /// <param name="environment">Variables the VMM sets before it becomes the domain (a migration token: kept off
-    /// the command line, where `ps` would show it).</param>
-    public Process Launch(IReadOnlyList<string> runArguments, string logPath,
-        IReadOnlyDictionary<string, string>? environment = null)
+    /// <summary>A VMM process that becomes the VM of <paramref name="launch"/>; its answer comes with
+    /// <see cref="ReadReplyAsync"/>.</summary>
+    public Process Launch(VmmLaunch launch)
     {
-        var launch = new StandbyLaunch { Arguments = [.. runArguments], LogPath = logPath };
-        if (environment is not null)
-            launch.Environment = new Dictionary<string, string>(environment);
-        string line = JsonSerializer.Serialize(launch, StandbyJsonContext.Default.StandbyLaunch);
+        string line = launch.ToJsonLine();
         Process? spare;
         lock (_lock)
         {
@@ -61,6 +54,22 @@ public sealed class VmmLauncher : IDisposable
         if (!TryHandOver(fresh, line))
             throw new DaemonException(500, "the VMM process ended before it could be given its domain (see " + _standbyLog + ")");
         return fresh;
+    }
+
+    /// <summary>The VMM's one reply line (<see cref="VmmLaunchReply"/>): running, or why not. Null when the VMM ended
+    /// (or stayed silent for <paramref name="timeout"/>) without one.</summary>
+    public static async Task<VmmLaunchReply?> ReadReplyAsync(Process child, TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            string? line = await child.StandardOutput.ReadLineAsync(cancel.Token);
+            return line is null ? null : VmmLaunchReply.TryParse(line);
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException)
+        {
+            return null;
+        }
     }
 
     private static bool TryHandOver(Process p, string line)
@@ -104,9 +113,10 @@ public sealed class VmmLauncher : IDisposable
 
     private Process Spawn(bool warm)
     {
-        var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, RedirectStandardInput = true };
+        var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true };
         psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add("exec nice -n \"$KILN_VM_NICE\" setsid \"$@\" >>\"$KILN_VM_LOG\" 2>&1");
+        // stdout stays a pipe to us until the launch: the VMM answers on it (then points it at the domain's log).
+        psi.ArgumentList.Add("exec nice -n \"$KILN_VM_NICE\" setsid \"$@\" 2>>\"$KILN_VM_LOG\"");
         psi.ArgumentList.Add("kiln-vmm");
         foreach (var a in _kilnCommand)
             psi.ArgumentList.Add(a);
@@ -117,7 +127,7 @@ public sealed class VmmLauncher : IDisposable
             psi.ArgumentList.Add("--warm");
         psi.Environment["KILN_VM_LOG"] = _standbyLog;
         // A daemon running at a raised priority (nice < 0) starts its VMMs back at nice 0: guests are not favoured.
-        psi.Environment["KILN_VM_NICE"] = Math.Max(0, -Native.getpriority(0, 0)).ToString(CultureInfo.InvariantCulture);
+        psi.Environment["KILN_VM_NICE"] = Math.Max(0, -Kiln.Interop.ProcessCalls.GetNice()).ToString(CultureInfo.InvariantCulture);
         return Process.Start(psi) ?? throw new DaemonException(500, "cannot start the VMM process");
     }
 

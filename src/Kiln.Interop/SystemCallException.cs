@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace Kiln.Interop;
 
 /// <summary>A libc call failed; carries the call's name and errno so callers can phrase one clear line.</summary>
-public class SystemCallException : Exception
+public class SystemCallException : KilnException
 {
     public SystemCallException(string call, int errno, string? context = null)
         : base($"{call}{(context is null ? "" : " " + context)}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})")

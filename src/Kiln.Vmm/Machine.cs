@@ -1,5 +1,6 @@
 using Kiln.Boot;
 using Kiln.Boot.Acpi;
+using Kiln.Contracts.Spec;
 using Kiln.Devices;
 using Kiln.Devices.Bus;
 using Kiln.Devices.Legacy;
@@ -33,14 +34,15 @@ public sealed class Machine : IMachineControl, IDisposable
     private readonly ManualResetEventSlim _stopped = new();
     private MachineExit? _exit;
 
-    private Machine(VmConfig config, VirtualMachine vm, GuestMemory memory)
+    private Machine(VmSpec spec, VirtualMachine vm, GuestMemory memory)
     {
-        Config = config;
+        Spec = spec;
         _vm = vm;
         _memory = memory;
     }
 
-    public VmConfig Config { get; }
+    /// <summary>The spec this machine was built from (snapshots and migrations carry it).</summary>
+    public VmSpec Spec { get; }
     public IoBus Pio { get; } = new("port I/O");
     public IoBus Mmio { get; } = new("MMIO");
     public Serial8250 Serial { get; private set; } = null!;
@@ -61,18 +63,18 @@ public sealed class Machine : IMachineControl, IDisposable
     public bool IsStopping => Volatile.Read(ref _exit) is not null;
 
     /// <summary>A machine ready to boot: kernel loaded, the boot vCPU at the kernel's entry.</summary>
-    public static Machine Create(VmConfig config, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid, ISerialOutput console) =>
-        Create(config, kvm, supportedCpuid, console, restoring: false, guestMemory: null);
+    public static Machine Create(VmSpec spec, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid, ISerialOutput console) =>
+        Create(spec, kvm, supportedCpuid, console, restoring: false, guestMemory: null);
 
     /// <summary>A machine whose state will come from <see cref="RestoreState"/> (a snapshot or an incoming
     /// migration): the same devices and vCPUs as for a boot, but no kernel is loaded and the vCPUs keep KVM's reset
     /// state. <paramref name="guestMemory"/> (e.g. mapped from a snapshot file) becomes the guest's RAM and is
     /// owned by the machine from then on; null gives fresh zeroed RAM.</summary>
-    public static Machine CreateForRestore(VmConfig config, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid,
+    public static Machine CreateForRestore(VmSpec spec, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid,
         ISerialOutput console, GuestMemory? guestMemory = null) =>
-        Create(config, kvm, supportedCpuid, console, restoring: true, guestMemory);
+        Create(spec, kvm, supportedCpuid, console, restoring: true, guestMemory);
 
-    private static Machine Create(VmConfig config, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid, ISerialOutput console,
+    private static Machine Create(VmSpec spec, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid, ISerialOutput console,
         bool restoring, GuestMemory? guestMemory)
     {
         var vm = kvm.CreateVm();
@@ -84,15 +86,15 @@ public sealed class Machine : IMachineControl, IDisposable
             vm.SetIdentityMapAddress(IdentityMapAddress);
             vm.CreateIrqchip();
             vm.CreatePit2(KvmPitConfig.SpeakerDummy);
-            memory ??= GuestMemory.Create(X86MemoryLayout.RamRegions(config.MemoryBytes));
+            memory ??= GuestMemory.Create(X86MemoryLayout.RamRegions(spec.Machine.MemoryBytes));
             memory.RegisterWith(vm);
-            machine = new Machine(config, vm, memory);
+            machine = new Machine(spec, vm, memory);
             machine.Fallback = new InstructionFallback(memory);
             machine.AddPlatformDevices(console);
             machine.AddVirtioDevices(console);
             if (!restoring)
-                machine.Boot = KernelLoader.Load(memory, new BootRequest(config.KernelPath, config.InitrdPath,
-                    machine.KernelCommandLine(), config.CpuCount));
+                machine.Boot = KernelLoader.Load(memory, new BootRequest(spec.Boot.Kernel, spec.Boot.Initrd,
+                    machine.KernelCommandLine(), spec.Machine.Cpus));
             machine.CreateVcpus(supportedCpuid, bootCpu: !restoring);
             return machine;
         }
@@ -113,7 +115,7 @@ public sealed class Machine : IMachineControl, IDisposable
     {
         Serial = new Serial8250(Serial8250.Com1Base, new KvmInterruptLine(_vm, Serial8250.Com1Irq), console);
         AddPortDevice(Serial8250.Com1Base, Serial8250.PortCount, Serial, "serial (COM1)");
-        Cmos = new CmosRtc(Config.MemoryBytes);
+        Cmos = new CmosRtc(Spec.Machine.MemoryBytes);
         AddPortDevice(CmosRtc.BasePort, CmosRtc.PortCount, Cmos, "CMOS RTC");
         var i8042 = new I8042(new KvmInterruptLine(_vm, I8042.Irq), this);
         _devices.Add(i8042);
@@ -123,26 +125,39 @@ public sealed class Machine : IMachineControl, IDisposable
         AddPortDevice(SystemControlPortA.Port, SystemControlPortA.PortCount, new SystemControlPortA(this), "system control port A");
         AddPortDevice(ResetControl.Port, ResetControl.PortCount, new ResetControl(this), "reset control");
         AddPortDevice(AcpiLayout.PmBase, AcpiLayout.PmLength, new AcpiPmDevice(this, AcpiLayout.SleepTypeS5, new KvmInterruptLine(_vm, AcpiLayout.SciIrq)), "ACPI PM");
-        if (Config.DebugExitPort is ushort port)
-            AddPortDevice(port, DebugExit.PortCount, new DebugExit(this, port), "debug exit");
+        if (Spec.Devices.DebugExitPort is ushort port)
+        {
+            try
+            {
+                AddPortDevice(port, DebugExit.PortCount, new DebugExit(this, port), "debug exit");
+            }
+            catch (BusConflictException e)
+            {
+                throw new VmSpecException("devices.debugExitPort", e.Message);
+            }
+        }
     }
 
     private void AddVirtioDevices(ISerialOutput console)
     {
         VirtioLog.Sink = KilnLog.Warn;
-        _virtio = new VirtioWiring(_vm, Pio, Mmio, Config.Transport, _devices.Add);
-        for (int i = 0; i < Config.Disks.Count; i++)
+        _virtio = new VirtioWiring(_vm, Pio, Mmio, Spec.Machine.Transport, _devices.Add);
+        for (int i = 0; i < Spec.Disks.Count; i++)
         {
-            var disk = Config.Disks[i];
+            var disk = Spec.Disks[i];
             // Wrapped for migrate --copy-storage (changed blocks are only remembered while a migration runs).
             var backend = new DirtyBlockTracker(DiskImage.Open(disk.Path, disk.Format, disk.ReadOnly));
             _virtio.Add(new VirtioBlock(_memory, backend, disk.Serial), $"blk{i}");
         }
-        for (int i = 0; i < Config.Nics.Count; i++)
-            _virtio.Add(VirtioNet.OpenTap(_memory, Config.Nics[i]), $"net{i}");
-        if (Config.Rng)
+        for (int i = 0; i < Spec.Nics.Count; i++)
+        {
+            var nic = Spec.Nics[i];
+            var options = new NetDeviceOptions(nic.Tap, nic.Mac is null ? null : MacAddress.Parse(nic.Mac), nic.Bridge);
+            _virtio.Add(VirtioNet.OpenTap(_memory, options), $"net{i}");
+        }
+        if (Spec.Devices.Rng)
             _virtio.Add(new VirtioRng(_memory), "rng");
-        if (Config.Console == ConsoleKind.Virtio)
+        if (Spec.Console == ConsoleKind.Virtio)
         {
             VirtioConsole = new VirtioConsole(_memory, console);
             _virtio.Add(VirtioConsole, "console");
@@ -153,8 +168,8 @@ public sealed class Machine : IMachineControl, IDisposable
     /// to find virtio-mmio devices. A null result lets the loader use its kernel kind's default.</summary>
     private string? KernelCommandLine()
     {
-        string? user = Config.CommandLine;
-        if (user is null && Config.Console == ConsoleKind.Virtio)
+        string? user = Spec.Boot.CommandLine;
+        if (user is null && Spec.Console == ConsoleKind.Virtio)
             user = LinuxBoot.DefaultCommandLine.Replace("console=ttyS0", "console=hvc0");
         string extra = _virtio!.CommandLine;
         if (extra.Length == 0)
@@ -181,11 +196,11 @@ public sealed class Machine : IMachineControl, IDisposable
 
     private void CreateVcpus(KvmCpuidEntry2[] supportedCpuid, bool bootCpu)
     {
-        for (int i = 0; i < Config.CpuCount; i++)
+        for (int i = 0; i < Spec.Machine.Cpus; i++)
         {
             var vcpu = _vm.CreateVcpu(i);
             _vcpus.Add(vcpu);
-            VcpuInitializer.Initialize(vcpu, supportedCpuid, Config.CpuCount);
+            VcpuInitializer.Initialize(vcpu, supportedCpuid, Spec.Machine.Cpus);
             // Application processors stay in KVM's wait-for-SIPI state until the guest starts them.
             if (i == 0 && bootCpu)
                 BootCpuState.Apply(vcpu, Boot!);

@@ -69,7 +69,7 @@ internal sealed class VcpuRunner
         _started.Set();
         try
         {
-            VcpuPinning.ApplyToCurrentThread(_vcpu.Id, _machine.Config.CpuCount);
+            VcpuPinning.ApplyToCurrentThread(_vcpu.Id, _machine.Spec.Machine.Cpus);
             while (!_machine.IsStopping && !_pauseRequested)
             {
                 if (!_vcpu.Run())

@@ -1,4 +1,5 @@
 using Kiln.Boot;
+using Kiln.Contracts.Spec;
 using Kiln.Devices.Bus;
 using Kiln.Devices.State;
 using Kiln.Kvm;
@@ -26,21 +27,21 @@ internal sealed class VirtioWiring : IDisposable
 
     private readonly VirtualMachine _vm;
     private readonly IoBus _pio, _mmio;
-    private readonly VirtioTransportKind _kind;
+    private readonly VirtioTransport _kind;
     private readonly Action<IStateful> _addState;
     private readonly List<IDisposable> _owned = [];
     private readonly List<VirtioDevice> _devices = [];
     private readonly List<string> _commandLine = [];
     private PciHostBridge? _bridge;
 
-    public VirtioWiring(VirtualMachine vm, IoBus pio, IoBus mmio, VirtioTransportKind kind, Action<IStateful> addState)
+    public VirtioWiring(VirtualMachine vm, IoBus pio, IoBus mmio, VirtioTransport kind, Action<IStateful> addState)
     {
         _vm = vm;
         _pio = pio;
         _mmio = mmio;
         _kind = kind;
         _addState = addState;
-        if (kind == VirtioTransportKind.Pci)
+        if (kind == VirtioTransport.Pci)
         {
             // The bridge is there even with no devices: guests probe PCI and should find a host bridge.
             _bridge = new PciHostBridge();
@@ -60,10 +61,10 @@ internal sealed class VirtioWiring : IDisposable
         device.StartWorker(); // before the ioeventfd binding, which hands KVM the worker's eventfd
         KvmVirtioInterrupts interrupts;
         IStateful state;
-        if (_kind == VirtioTransportKind.Mmio)
+        if (_kind == VirtioTransport.Mmio)
         {
             if (index >= MmioGsis.Length)
-                throw new ArgumentException($"at most {MmioGsis.Length} virtio-mmio devices are supported");
+                throw new VmSpecException("machine.transport", $"virtio-mmio has room for {MmioGsis.Length} devices; {name} would be one more");
             uint gsi = MmioGsis[index];
             interrupts = KvmVirtioInterrupts.WithIrqfd(_vm, gsi);
             var transport = new VirtioMmioTransport(device, interrupts, MmioBase + (ulong)index * MmioStride, gsi);
@@ -79,7 +80,17 @@ internal sealed class VirtioWiring : IDisposable
             uint gsi = PciInterruptRouting.GsiForSlot(slot);
             interrupts = KvmVirtioInterrupts.WithIrqfd(_vm, gsi);
             var transport = new VirtioPciTransport(device, interrupts, gsi);
-            if (_bridge!.Attach(transport) != slot)
+            int attached;
+            try
+            {
+                attached = _bridge!.Attach(transport);
+            }
+            catch (InvalidOperationException e)
+            {
+                transport.Dispose();
+                throw new VmSpecException("machine.transport", $"{name}: {e.Message}");
+            }
+            if (attached != slot)
                 throw new InvalidOperationException($"{name} landed in another PCI slot than {slot}, so its INTx GSI would not match the DSDT");
             _owned.Add(transport);
             _owned.Add(KvmIoeventfdBinding.Bind(_vm, transport));

@@ -1,14 +1,15 @@
+using Kiln.Contracts.Spec;
 using Kiln.Devices.State;
 using Kiln.Kvm;
 using Kiln.Vmm.Console;
 
 namespace Kiln.Vmm;
 
-/// <summary>Runs a VM from a config to its end: builds a machine, runs it, and on a guest reset builds a fresh one
+/// <summary>Runs a VM from a spec to its end: builds a machine, runs it, and on a guest reset builds a fresh one
 /// (unless --no-reboot). Owns what outlives one boot: the KVM handle, the console.</summary>
 public sealed class VmmRunner : IDisposable
 {
-    private readonly VmConfig _config;
+    private readonly VmSpec _spec;
     private readonly Kvm.Kvm _kvm;
     private readonly KvmCpuidEntry2[] _supportedCpuid;
     private readonly ConsoleOutput _output;
@@ -17,9 +18,9 @@ public sealed class VmmRunner : IDisposable
     private Machine? _current;
     private MachineExit? _stopRequest;
 
-    public VmmRunner(VmConfig config, int outputFd = 1, int? inputFd = 0)
+    public VmmRunner(VmSpec spec, int outputFd = 1, int? inputFd = 0)
     {
-        _config = config;
+        _spec = spec;
         _kvm = Kvm.Kvm.Open();
         _supportedCpuid = _kvm.GetSupportedCpuid();
         Interop.Threads.InstallKickHandler();
@@ -56,7 +57,7 @@ public sealed class VmmRunner : IDisposable
             // (a signal) must not wait for it.
             var machine = firstMachine is not null
                 ? firstMachine(_kvm, _supportedCpuid, _output)
-                : Machine.Create(_config, _kvm, _supportedCpuid, _output);
+                : Machine.Create(_spec, _kvm, _supportedCpuid, _output);
             firstMachine = null;
             lock (_lock)
             {
@@ -94,7 +95,7 @@ public sealed class VmmRunner : IDisposable
                 machine.Dispose();
             }
             _output.Flush();
-            if (exit.Kind != MachineExitKind.Reset || _config.NoReboot)
+            if (exit.Kind != MachineExitKind.Reset || _spec.Machine.NoReboot)
                 return exit;
             KilnLog.Debug($"guest reset ({exit.Message}); rebooting");
         }

@@ -1,3 +1,4 @@
+using Kiln.Contracts.Spec;
 using System.Text;
 using Kiln.Devices.Legacy;
 using Kiln.Devices.State;
@@ -30,9 +31,10 @@ public sealed class MachineStateTests
         }
     }
 
-    private static VmConfig Config => new()
+    private static VmSpec Config => new()
     {
-        KernelPath = TestGuest.Path, CommandLine = "test=pio count=150000 port=0x80", MemoryBytes = 64UL << 20,
+        Boot = new BootSpec { Kernel = TestGuest.Path, CommandLine = "test=pio count=150000 port=0x80" },
+        Machine = new MachineSpec { MemoryBytes = 64UL << 20 },
     };
 
     [KvmFact]

@@ -1,3 +1,4 @@
+using Kiln.Contracts.Spec;
 using Kiln.Devices.Legacy;
 using Kiln.GuestTests.Support;
 using Kiln.Vmm;
@@ -26,7 +27,7 @@ public sealed class SnapshotClockTests : IDisposable
         using var kvm = global::Kiln.Kvm.Kvm.Open();
         var cpuid = kvm.GetSupportedCpuid();
         Interop.Threads.InstallKickHandler();
-        var config = new VmConfig { KernelPath = TestGuest.Path, CommandLine = "test=counter delay_us=10000", MemoryBytes = 32UL << 20 };
+        var config = new VmSpec { Boot = new BootSpec { Kernel = TestGuest.Path, CommandLine = "test=counter delay_us=10000" }, Machine = new MachineSpec { MemoryBytes = 32UL << 20 } };
         string file = Path.Combine(_dir, "clock.ksnap");
         ulong savedClock;
         DateTime savedRtc;
@@ -42,7 +43,7 @@ public sealed class SnapshotClockTests : IDisposable
         var away = TimeSpan.FromMilliseconds(1500);
         Thread.Sleep(away);
         using var snapshot = SnapshotFile.Open(file);
-        using var b = VmSnapshot.Restore(snapshot, snapshot.Config.ToVmConfig(), kvm, cpuid, new NoOutput());
+        using var b = VmSnapshot.Restore(snapshot, snapshot.Spec, kvm, cpuid, new NoOutput());
         double advancedMs = (b.GuestClockNanoseconds - savedClock) / 1e6;
         // At least the time away (minus the save's own duration, which is before the file's timestamp); not far more.
         Assert.InRange(advancedMs, away.TotalMilliseconds - 100, away.TotalMilliseconds + 5000);

@@ -24,7 +24,7 @@ public sealed class IoBus(string name)
             throw new ArgumentException($"{Name}: bad range for {deviceName}");
         foreach (var r in _ranges)
             if (baseAddress < r.Base + r.Length && r.Base < baseAddress + length)
-                throw new InvalidOperationException(
+                throw new BusConflictException(
                     $"{Name}: {deviceName} at 0x{baseAddress:x}+{length} overlaps {r.Name} at 0x{r.Base:x}+{r.Length}");
         var list = _ranges.ToList();
         list.Add(new Range(baseAddress, length, device, deviceName));

@@ -1,3 +1,4 @@
+using Kiln.Contracts.Control;
 using System.Diagnostics;
 using System.IO.Pipes;
 using System.Net.Sockets;
@@ -226,8 +227,8 @@ public sealed class ControlServer : IDisposable
                 var response = new ControlResponse
                 {
                     Ok = true, Name = _name, Pid = Environment.ProcessId, State = StateName(machine),
-                    UptimeSeconds = _uptime.Elapsed.TotalSeconds, Boots = runner.Boots, Vcpus = machine?.Config.CpuCount,
-                    MemoryBytes = machine?.Config.MemoryBytes, ConsoleBytes = Interlocked.Read(ref _consoleBytes),
+                    UptimeSeconds = _uptime.Elapsed.TotalSeconds, Boots = runner.Boots, Vcpus = machine?.Spec.Machine.Cpus,
+                    MemoryBytes = machine?.Spec.Machine.MemoryBytes, ConsoleBytes = Interlocked.Read(ref _consoleBytes),
                     Exits = [],
                 };
                 if (machine is not null)
@@ -286,7 +287,7 @@ public sealed class ControlServer : IDisposable
             {
                 result = Snapshot.VmSnapshot.Save(machine, request.File, _name);
             }
-            catch (Exception e) when (e is Snapshot.SnapshotException or IOException or UnauthorizedAccessException)
+            catch (Exception e) when (e is Kiln.Contracts.Snapshot.SnapshotException or IOException or UnauthorizedAccessException)
             {
                 if (!_paused)
                     machine.Resume();

@@ -1,42 +1,9 @@
 using System.Globalization;
-using System.Text.Json.Serialization;
 using Kiln.Virtio.Block;
 using Kiln.Virtio.Net;
+using Kiln.Contracts.Control;
 
 namespace Kiln.Vmm.Control;
-
-/// <summary>One virtio-blk disk's counters on the <c>stats</c> command (virsh domstats block.N.*).</summary>
-public sealed class DiskStats
-{
-    [JsonPropertyName("name")] public string Name { get; set; } = "";
-    [JsonPropertyName("path")] public string? Path { get; set; }
-    [JsonPropertyName("readBytes")] public long ReadBytes { get; set; }
-    [JsonPropertyName("readRequests")] public long ReadRequests { get; set; }
-    [JsonPropertyName("writeBytes")] public long WriteBytes { get; set; }
-    [JsonPropertyName("writeRequests")] public long WriteRequests { get; set; }
-    [JsonPropertyName("flushes")] public long Flushes { get; set; }
-    [JsonPropertyName("errors")] public long Errors { get; set; }
-}
-
-/// <summary>One virtio-net NIC's counters (virsh domstats net.N.*).</summary>
-public sealed class NicStats
-{
-    [JsonPropertyName("name")] public string Name { get; set; } = "";
-    [JsonPropertyName("tap")] public string? Tap { get; set; }
-    [JsonPropertyName("rxBytes")] public long RxBytes { get; set; }
-    [JsonPropertyName("rxPackets")] public long RxPackets { get; set; }
-    [JsonPropertyName("rxDropped")] public long RxDropped { get; set; }
-    [JsonPropertyName("txBytes")] public long TxBytes { get; set; }
-    [JsonPropertyName("txPackets")] public long TxPackets { get; set; }
-    [JsonPropertyName("txDropped")] public long TxDropped { get; set; }
-}
-
-/// <summary>One vCPU thread's CPU time (virsh domstats vcpu.N.time), user plus system, in seconds.</summary>
-public sealed class VcpuTime
-{
-    [JsonPropertyName("id")] public int Id { get; set; }
-    [JsonPropertyName("cpuTimeSeconds")] public double CpuTimeSeconds { get; set; }
-}
 
 /// <summary>Collects the per-device and per-vCPU counters of a running machine.</summary>
 public static class DeviceStatsCollector
@@ -50,7 +17,7 @@ public static class DeviceStatsCollector
             var m = blk.Metrics;
             result.Add(new DiskStats
             {
-                Name = DiskName(i), Path = i < machine.Config.Disks.Count ? machine.Config.Disks[i].Path : null,
+                Name = DiskName(i), Path = i < machine.Spec.Disks.Count ? machine.Spec.Disks[i].Path : null,
                 ReadBytes = m.ReadBytes, ReadRequests = m.ReadRequests, WriteBytes = m.WriteBytes, WriteRequests = m.WriteRequests,
                 Flushes = m.Flushes, Errors = m.IoErrors + m.Unsupported,
             });
@@ -67,7 +34,7 @@ public static class DeviceStatsCollector
             var m = net.Metrics;
             result.Add(new NicStats
             {
-                Name = $"net{i}", Tap = i < machine.Config.Nics.Count ? machine.Config.Nics[i].Tap : null,
+                Name = $"net{i}", Tap = i < machine.Spec.Nics.Count ? machine.Spec.Nics[i].Tap : null,
                 RxBytes = m.RxBytes, RxPackets = m.RxPackets, RxDropped = m.RxDropped,
                 TxBytes = m.TxBytes, TxPackets = m.TxPackets, TxDropped = m.TxDropped,
             });

@@ -1,3 +1,4 @@
+using Kiln.Contracts.Control;
 using Kiln.Vmm.Migration;
 
 namespace Kiln.Vmm.Control;

@@ -1,3 +1,4 @@
+using Kiln.Contracts.Spec;
 using System.Buffers.Binary;
 using Kiln.Interop;
 using Kiln.Storage;
@@ -50,7 +51,7 @@ internal sealed class DiskReceiver
 
     /// <summary>Reads the disk table after the 16 fixed Hello bytes; null when the source does not copy storage.
     /// Creates absent images (deleting them again if a later disk is refused).</summary>
-    public static DiskReceiver? Prepare(ReadOnlySpan<byte> table, VmConfig config)
+    public static DiskReceiver? Prepare(ReadOnlySpan<byte> table, VmSpec config)
     {
         if (table.IsEmpty)
             return null;
@@ -85,7 +86,7 @@ internal sealed class DiskReceiver
         }
     }
 
-    private void PrepareDisk(int index, ulong capacity, DiskConfig disk, string sourceFormat, FileIdentity source)
+    private void PrepareDisk(int index, ulong capacity, DiskSpec disk, string sourceFormat, FileIdentity source)
     {
         if (disk.ReadOnly)
             throw new MigrationException($"disk {index} ({disk.Path}) is read-only here, but the source copies it");

@@ -1,3 +1,4 @@
+using Kiln.Contracts.Spec;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net.Sockets;
@@ -57,7 +58,7 @@ public sealed class IncomingMigration : IDisposable
     public TimeSpan? LocalDowntime { get; private set; }
     public long BytesReceived { get; private set; }
 
-    public Machine Receive(VmConfig config, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid, ISerialOutput console)
+    public Machine Receive(VmSpec config, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid, ISerialOutput console)
     {
         StateCodeWarmUp.Run(config, kvm, supportedCpuid);
         var stream = MigrationConnection.Accept(_listener, _token, _certificate, AcceptTimeout, IoTimeout);
@@ -68,6 +69,7 @@ public sealed class IncomingMigration : IDisposable
         {
             var hello = stream.Expect(MigrationFrame.Hello);
             CheckHello(hello, config);
+            SpecHandshake.Check(stream.Expect(MigrationFrame.Spec), config);
             disks = DiskReceiver.Prepare(hello.AsSpan(16), config); // copy-storage: before the machine opens the disks
             machine = Machine.CreateForRestore(config, kvm, supportedCpuid, console);
             disks?.Attach(machine);
@@ -155,7 +157,7 @@ public sealed class IncomingMigration : IDisposable
         }
     }
 
-    private static void CheckHello(byte[] hello, VmConfig config)
+    private static void CheckHello(byte[] hello, VmSpec config)
     {
         if (hello.Length < 16)
             throw new MigrationException("protocol error: short Hello");
@@ -164,10 +166,10 @@ public sealed class IncomingMigration : IDisposable
         uint cpus = BinaryPrimitives.ReadUInt32LittleEndian(hello.AsSpan(12));
         if (version != MigrationSource.ProtocolVersion)
             throw new MigrationException($"the source speaks migration protocol {version}, this VMM {MigrationSource.ProtocolVersion}");
-        if (memory != config.MemoryBytes || cpus != config.CpuCount)
+        if (memory != config.Machine.MemoryBytes || cpus != config.Machine.Cpus)
             throw new MigrationException(
                 $"the source's guest has {memory >> 20} MiB and {cpus} vCPUs, this VMM was started with " +
-                $"{config.MemoryBytes >> 20} MiB and {config.CpuCount}");
+                $"{config.Machine.MemoryBytes >> 20} MiB and {config.Machine.Cpus}");
     }
 
     public void Dispose() => _listener.Dispose();

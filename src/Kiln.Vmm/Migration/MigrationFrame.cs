@@ -1,7 +1,7 @@
 namespace Kiln.Vmm.Migration;
 
 /// <summary>The migration stream: after the handshake (<see cref="MigrationAuth"/>) both sides exchange frames of
-/// [type: u8][length: u32 LE][payload]. Source to destination: Hello, Pages* and DiskBlocks* (copy-storage) with a
+/// [type: u8][length: u32 LE][payload]. Source to destination: Hello, Spec, Pages* and DiskBlocks* (copy-storage) with a
 /// Sync after each pre-copy round, State, then Go once the destination said Ready; destination to source: Synced for
 /// each Sync, Ready, then Resumed once its vCPUs run. Either side may send Abort with a
 /// UTF-8 reason instead.</summary>
@@ -38,4 +38,8 @@ public enum MigrationFrame : byte
 
     /// <summary>Destination: everything before the Sync is applied.</summary>
     Synced = 10,
+
+    /// <summary>Source, right after Hello: the UTF-8 JSON of the guest's <see cref="Contracts.Spec.VmSpec"/>, so the
+    /// destination refuses a machine of another shape before any page moves (<see cref="SpecHandshake"/>).</summary>
+    Spec = 11,
 }

@@ -11,7 +11,7 @@ namespace Kiln.Vmm.Migration;
 /// Go and before the destination's Resumed leaves it paused (<see cref="MigrationOutcomeUnknownException"/>).</summary>
 public sealed class MigrationSource(Machine machine, MigrationOptions options, Action<MigrationProgress>? progress = null)
 {
-    public const uint ProtocolVersion = 2;
+    public const uint ProtocolVersion = 3;
 
     /// <summary>A link rate assumed until a round moved enough bytes to measure one (1 Gbit/s).</summary>
     private const double DefaultLinkRate = 125e6;
@@ -32,7 +32,7 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
     {
         using var lease = machine.Lease() ?? throw new MigrationException("the machine is not running");
         var total = Stopwatch.StartNew();
-        StateCodeWarmUp.Run(machine.Config, machine.Vm.Kvm, machine.Vm.Kvm.GetSupportedCpuid());
+        StateCodeWarmUp.Run(machine.Spec, machine.Vm.Kvm, machine.Vm.Kvm.GetSupportedCpuid());
         KilnLog.Debug($"migration: warm-up {total.Elapsed.TotalMilliseconds:0} ms");
         MigrationStream stream;
         try
@@ -90,12 +90,13 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
 
         var hello = new byte[16];
         BinaryPrimitives.WriteUInt32LittleEndian(hello, ProtocolVersion);
-        BinaryPrimitives.WriteUInt64LittleEndian(hello.AsSpan(4), machine.Config.MemoryBytes);
-        BinaryPrimitives.WriteUInt32LittleEndian(hello.AsSpan(12), (uint)machine.Config.CpuCount);
+        BinaryPrimitives.WriteUInt64LittleEndian(hello.AsSpan(4), machine.Spec.Machine.MemoryBytes);
+        BinaryPrimitives.WriteUInt32LittleEndian(hello.AsSpan(12), (uint)machine.Spec.Machine.Cpus);
         _disks = options.CopyStorage ? DiskStreaming.For(machine) : null;
         if (_disks is not null)
             hello = [.. hello, .. _disks.HelloExtension()];
         stream.WriteFrame(MigrationFrame.Hello, hello);
+        stream.WriteFrame(MigrationFrame.Spec, SpecHandshake.Payload(machine.Spec));
 
         tracker = new DirtyPageTracker(machine.Memory, machine.Vm);
         var pages = new PageBatchWriter(machine.Memory, stream);

@@ -1,3 +1,4 @@
+using Kiln.Contracts.Spec;
 using Kiln.Devices.Legacy;
 using Kiln.Kvm;
 
@@ -16,11 +17,11 @@ internal static class StateCodeWarmUp
         }
     }
 
-    public static void Run(VmConfig config, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid)
+    public static void Run(VmSpec spec, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid)
     {
         try
         {
-            var shape = config with { MemoryBytes = 2 << 20, Disks = [], Nics = [] };
+            var shape = spec with { Machine = spec.Machine with { MemoryBytes = 2 << 20 }, Disks = [], Nics = [] };
             using var machine = Machine.CreateForRestore(shape, kvm, supportedCpuid, new NoOutput());
             machine.RestoreState(machine.SaveState());
         }

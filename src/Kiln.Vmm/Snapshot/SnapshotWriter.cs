@@ -1,3 +1,5 @@
+using Kiln.Contracts.Snapshot;
+using Kiln.Contracts.Spec;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Kiln.Memory;
@@ -17,7 +19,11 @@ public static class SnapshotWriter
     private static readonly byte[] Zeros = new byte[SnapshotFormat.PageSize];
 
     /// <param name="memory">Guest RAM, which must not change while this runs (the machine is paused).</param>
-    public static SnapshotWriteResult Write(string path, SnapshotInfo info, SnapshotConfig config, byte[] machineState,
+    public static SnapshotWriteResult Write(string path, SnapshotInfo info, VmSpec spec, byte[] machineState,
+        GuestMemory memory) => Write(path, info, VmSpecJson.ToUtf8(spec), machineState, memory);
+
+    /// <summary>The same with the Config section given as bytes (tests write damaged ones).</summary>
+    internal static SnapshotWriteResult Write(string path, SnapshotInfo info, byte[] config, byte[] machineState,
         GuestMemory memory)
     {
         var clock = Stopwatch.StartNew();
@@ -34,7 +40,7 @@ public static class SnapshotWriter
                 RandomAccess.Write(file, header, 0);
                 long offset = SnapshotFormat.FileHeaderSize;
                 offset = WriteSmall(file, offset, SnapshotSectionType.Info, info.ToJson());
-                offset = WriteSmall(file, offset, SnapshotSectionType.Config, config.ToJson());
+                offset = WriteSmall(file, offset, SnapshotSectionType.Config, config);
                 offset = WriteSmall(file, offset, SnapshotSectionType.MachineState, machineState);
                 foreach (var region in memory.Regions)
                     offset = WriteRam(file, offset, memory, region, ref ramData);

@@ -1,3 +1,5 @@
+using Kiln.Contracts.Snapshot;
+using Kiln.Contracts.Spec;
 using System.Diagnostics;
 using Kiln.Devices.Legacy;
 using Kiln.Kvm;
@@ -15,13 +17,13 @@ public static class VmSnapshot
     {
         byte[] state = machine.SaveState();
         var info = new SnapshotInfo { SavedAtUnixNs = SnapshotInfo.NowUnixNs(), Name = name };
-        return SnapshotWriter.Write(path, info, SnapshotConfig.From(machine.Config), state, machine.Memory);
+        return SnapshotWriter.Write(path, info, machine.Spec with { Name = name ?? machine.Spec.Name, Source = null }, state, machine.Memory);
     }
 
     /// <summary>Builds a machine from an opened snapshot, with the given config (the snapshot's own, possibly with
     /// user overrides such as the console): RAM mapped from the file, every vCPU and device restored, and the
     /// guest's kvmclock moved on by the wall-clock time since the save. The machine is paused; run it to resume.</summary>
-    public static Machine Restore(SnapshotFile snapshot, VmConfig config, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid,
+    public static Machine Restore(SnapshotFile snapshot, VmSpec config, Kvm.Kvm kvm, KvmCpuidEntry2[] supportedCpuid,
         ISerialOutput console)
     {
         CheckLayout(snapshot, config);
@@ -50,13 +52,13 @@ public static class VmSnapshot
 
     /// <summary>The file's RAM sections must be exactly the RAM layout of the config's memory size; anything else
     /// would leave the guest with holes or memory the state does not know.</summary>
-    private static void CheckLayout(SnapshotFile snapshot, VmConfig config)
+    private static void CheckLayout(SnapshotFile snapshot, VmSpec config)
     {
-        var expected = X86MemoryLayout.RamRegions(config.MemoryBytes).OrderBy(r => r.Start.Value).ToArray();
-        var actual = snapshot.Ram.OrderBy(r => r.Start.Value).Select(r => (r.Start, r.Size)).ToArray();
+        var expected = X86MemoryLayout.RamRegions(config.Machine.MemoryBytes).OrderBy(r => r.Start.Value).ToArray();
+        var actual = snapshot.Ram.OrderBy(r => r.Start).Select(r => (new GuestAddress(r.Start), r.Size)).ToArray();
         if (!expected.SequenceEqual(actual))
             throw new SnapshotException(
-                $"snapshot {snapshot.Path}: its RAM layout does not match {config.MemoryBytes >> 20} MiB of guest memory");
+                $"snapshot {snapshot.Path}: its RAM layout does not match {config.Machine.MemoryBytes >> 20} MiB of guest memory");
     }
 
     /// <summary>Times a restore up to running vCPUs, for benchmarks: open, map, build, restore, resume.</summary>
@@ -65,7 +67,7 @@ public static class VmSnapshot
     {
         var clock = Stopwatch.StartNew();
         using var snapshot = SnapshotFile.Open(path);
-        var machine = Restore(snapshot, snapshot.Config.ToVmConfig(), kvm, cpuid, console);
+        var machine = Restore(snapshot, snapshot.Spec, kvm, cpuid, console);
         machine.Resume();
         return (machine, clock.Elapsed);
     }

@@ -1,5 +1,5 @@
 using Kiln.Cli;
-using Kiln.Vmm;
+using Kiln.Contracts.Spec;
 
 namespace Kiln.Tests.Cli;
 
@@ -16,14 +16,14 @@ public sealed class IncomingDiskCheckTests : IDisposable
     {
         string existing = Path.Combine(_dir, "a.raw");
         File.WriteAllBytes(existing, new byte[512]);
-        RunCommand.CheckIncomingDisks([new DiskConfig(existing), new DiskConfig(Path.Combine(_dir, "created-later.qcow2"))]);
+        RunCommand.CheckIncomingDisks([new DiskSpec { Path = existing }, new DiskSpec { Path = Path.Combine(_dir, "created-later.qcow2") }]);
     }
 
     [Fact]
     public void AnImageWhoseDirectoryDoesNotExistIsRefused()
     {
         string path = Path.Combine(_dir, "missing-dir", "b.raw");
-        var e = Assert.Throws<UsageException>(() => RunCommand.CheckIncomingDisks([new DiskConfig(path)]));
+        var e = Assert.Throws<UsageException>(() => RunCommand.CheckIncomingDisks([new DiskSpec { Path = path }]));
         Assert.Contains("missing-dir", e.Message);
     }
 }

@@ -1,3 +1,4 @@
+using Kiln.Contracts.Spec;
 using System.Buffers.Binary;
 using Kiln.Interop;
 using Kiln.Storage;
@@ -215,19 +216,19 @@ public sealed class DiskStreamingTests : IDisposable
         string link = Path.Combine(_dir, "link.raw");
         File.CreateSymbolicLink(link, shared);
         var table = Table((Size, (byte)1, (byte)0, FileIdentity.Of(shared)));
-        var e = Assert.Throws<MigrationException>(() => DiskReceiver.Prepare(table, Config(new DiskConfig(link))));
+        var e = Assert.Throws<MigrationException>(() => DiskReceiver.Prepare(table, Config(new DiskSpec { Path = link })));
         Assert.Contains("the source's own image", e.Message);
-        Assert.NotNull(DiskReceiver.Prepare(table, Config(new DiskConfig(other))));
+        Assert.NotNull(DiskReceiver.Prepare(table, Config(new DiskSpec { Path = other })));
     }
 
-    private static VmConfig Config(params DiskConfig[] disks) => new() { KernelPath = "/none", Disks = disks };
+    private static VmSpec Config(params DiskSpec[] disks) => new() { Boot = new BootSpec { Kernel = "/none" }, Disks = disks };
 
     [Fact]
     public void DestinationCreatesAbsentImagesWithTheSourceShapeAndRemovesThem()
     {
         string raw = Path.Combine(_dir, "new.raw"), qcow = Path.Combine(_dir, "new.qcow2"), ro = NewRaw("ro.raw");
         var receiver = DiskReceiver.Prepare(Table((Size, 1, 0), (3 << 20, 1, 1), (Size, 0, 0)),
-            Config(new DiskConfig(raw), new DiskConfig(qcow), new DiskConfig(ro, ReadOnly: true)))!;
+            Config(new DiskSpec { Path = raw }, new DiskSpec { Path = qcow }, new DiskSpec { Path = ro, ReadOnly = true }))!;
         Assert.Equal([raw, qcow], receiver.Created);
         Assert.Equal((long)Size, new FileInfo(raw).Length);
         Assert.Equal("qcow2", DiskImage.Probe(qcow));
@@ -245,17 +246,17 @@ public sealed class DiskStreamingTests : IDisposable
     {
         string created = Path.Combine(_dir, "created.raw"), small = NewRaw("small.raw", 4096);
         string ro = NewRaw("ro.raw");
-        (byte[] Table, VmConfig Config, string Why)[] cases =
+        (byte[] Table, VmSpec Config, string Why)[] cases =
         [
             ([1, 0], Config(), "short"),
-            (Table((Size, 1, 0))[..^1], Config(new DiskConfig(created)), "malformed"),
+            (Table((Size, 1, 0))[..^1], Config(new DiskSpec { Path = created }), "malformed"),
             (Table((Size, 1, 0)), Config(), "1 disks"),
-            (Table((Size, 1, 0), (Size, 1, 0)), Config(new DiskConfig(created), new DiskConfig(small)), "has 4096 bytes here"),
-            (Table((Size, 1, 0), (Size, 1, 0)), Config(new DiskConfig(created), new DiskConfig(ro, ReadOnly: true)), "read-only here"),
-            (Table((0, 1, 0)), Config(new DiskConfig(created)), "capacity 0"),
-            (Table((ulong.MaxValue, 1, 0)), Config(new DiskConfig(created)), "capacity"),
-            (Table((Size, 2, 0)), Config(new DiskConfig(created)), "flags"),
-            (Table((Size, 1, 7)), Config(new DiskConfig(created)), "format"),
+            (Table((Size, 1, 0), (Size, 1, 0)), Config(new DiskSpec { Path = created }, new DiskSpec { Path = small }), "has 4096 bytes here"),
+            (Table((Size, 1, 0), (Size, 1, 0)), Config(new DiskSpec { Path = created }, new DiskSpec { Path = ro, ReadOnly = true }), "read-only here"),
+            (Table((0, 1, 0)), Config(new DiskSpec { Path = created }), "capacity 0"),
+            (Table((ulong.MaxValue, 1, 0)), Config(new DiskSpec { Path = created }), "capacity"),
+            (Table((Size, 2, 0)), Config(new DiskSpec { Path = created }), "flags"),
+            (Table((Size, 1, 7)), Config(new DiskSpec { Path = created }), "format"),
         ];
         foreach (var (table, config, why) in cases)
         {

@@ -1,3 +1,5 @@
+using Kiln.Contracts.Snapshot;
+using Kiln.Contracts.Spec;
 using System.Buffers.Binary;
 using Kiln.Memory;
 using Kiln.Vmm;
@@ -12,12 +14,13 @@ public sealed class SnapshotFormatTests : IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("kiln-snapfmt-").FullName;
     private readonly byte[] _state = [.. Enumerable.Range(0, 3000).Select(i => (byte)(i * 7))];
 
-    private static readonly VmConfig Config = new()
+    private static readonly VmSpec Config = new()
     {
-        KernelPath = "/boot/kernel", CommandLine = "console=ttyS0 x=1", MemoryBytes = 4UL << 20, CpuCount = 2,
-        Disks = [new DiskConfig("/var/disk.qcow2", ReadOnly: true, Serial: "s1", Format: "qcow2")],
-        Nics = [Kiln.Virtio.Net.NetDeviceOptions.Parse("tap=tap7,mac=52:54:00:12:34:56,bridge=br0")],
-        Rng = true, Console = ConsoleKind.Virtio, Transport = VirtioTransportKind.Mmio, DebugExitPort = null,
+        Boot = new BootSpec { Kernel = "/boot/kernel", CommandLine = "console=ttyS0 x=1" },
+        Machine = new MachineSpec { MemoryBytes = 4UL << 20, Cpus = 2, Transport = VirtioTransport.Mmio },
+        Disks = [new DiskSpec { Path = "/var/disk.qcow2", ReadOnly = true, Serial = "s1", Format = "qcow2" }],
+        Nics = [Kiln.Cli.NicOptionParser.Parse("tap=tap7,mac=52:54:00:12:34:56,bridge=br0")],
+        Devices = new DeviceSpec { Rng = true, DebugExitPort = null }, Console = ConsoleKind.Virtio,
     };
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
@@ -25,7 +28,7 @@ public sealed class SnapshotFormatTests : IDisposable
     /// <summary>A 4 MiB guest whose RAM is mostly zero, with a few patterned pages.</summary>
     private string WriteSample(out byte[] ram)
     {
-        using var memory = GuestMemory.Create(X86MemoryLayout.RamRegions(Config.MemoryBytes));
+        using var memory = GuestMemory.Create(X86MemoryLayout.RamRegions(Config.Machine.MemoryBytes));
         var rng = new Random(5);
         foreach (ulong page in new ulong[] { 0, 1, 7, 300, 1023 })
         {
@@ -33,10 +36,10 @@ public sealed class SnapshotFormatTests : IDisposable
             rng.NextBytes(data);
             memory.Write(new GuestAddress(page * 4096), data);
         }
-        ram = memory.GetSpan(new GuestAddress(0), (int)Config.MemoryBytes).ToArray();
+        ram = memory.GetSpan(new GuestAddress(0), (int)Config.Machine.MemoryBytes).ToArray();
         string path = Path.Combine(_dir, "vm.ksnap");
         var result = SnapshotWriter.Write(path, new SnapshotInfo { SavedAtUnixNs = 12345, Name = "vm1" },
-            SnapshotConfig.From(Config), _state, memory);
+            Config, _state, memory);
         Assert.Equal(5 * 4096, result.RamDataBytes);
         return path;
     }
@@ -53,17 +56,17 @@ public sealed class SnapshotFormatTests : IDisposable
         Assert.Equal(12345, snapshot.Info.SavedAtUnixNs);
         Assert.Equal("vm1", snapshot.Info.Name);
         Assert.Equal(_state, snapshot.MachineState);
-        var config = snapshot.Config.ToVmConfig();
-        Assert.Equal(Config.KernelPath, config.KernelPath);
-        Assert.Equal(Config.CommandLine, config.CommandLine);
-        Assert.Equal(Config.MemoryBytes, config.MemoryBytes);
-        Assert.Equal(2, config.CpuCount);
-        Assert.Null(config.DebugExitPort);
+        var config = snapshot.Spec;
+        Assert.Equal(Config.Boot.Kernel, config.Boot.Kernel);
+        Assert.Equal(Config.Boot.CommandLine, config.Boot.CommandLine);
+        Assert.Equal(Config.Machine.MemoryBytes, config.Machine.MemoryBytes);
+        Assert.Equal(2, config.Machine.Cpus);
+        Assert.Null(config.Devices.DebugExitPort);
         Assert.Equal(Config.Disks, config.Disks);
         Assert.Equal(Config.Nics, config.Nics);
-        Assert.True(config.Rng);
+        Assert.True(config.Devices.Rng);
         Assert.Equal(ConsoleKind.Virtio, config.Console);
-        Assert.Equal(VirtioTransportKind.Mmio, config.Transport);
+        Assert.Equal(VirtioTransport.Mmio, config.Machine.Transport);
         snapshot.VerifyRam();
         Assert.All(snapshot.Ram, r => Assert.Equal(0, r.FileOffset % 4096));
         using var mapped = snapshot.MapMemory();
@@ -177,11 +180,10 @@ public sealed class SnapshotFormatTests : IDisposable
     {
         string path = Path.Combine(_dir, "bad.ksnap");
         using var memory = GuestMemory.Create(X86MemoryLayout.RamRegions(1UL << 20));
-        var config = SnapshotConfig.From(Config with { MemoryBytes = 1UL << 20 });
-        config.Console = "teletype";
-        SnapshotWriter.Write(path, new SnapshotInfo(), config, _state, memory);
-        using var snapshot = SnapshotFile.Open(path);
-        Assert.Contains("console 'teletype'", Assert.Throws<SnapshotException>(() => snapshot.Config.ToVmConfig()).Message);
+        string json = VmSpecJson.ToJson(Config with { Machine = Config.Machine with { MemoryBytes = 1UL << 20 } })
+            .Replace("\"console\":\"virtio\"", "\"console\":\"teletype\"", StringComparison.Ordinal);
+        SnapshotWriter.Write(path, new SnapshotInfo(), System.Text.Encoding.UTF8.GetBytes(json), _state, memory);
+        Assert.Contains("console 'teletype'", Assert.Throws<SnapshotException>(() => SnapshotFile.Open(path)).Message);
     }
 
     [Fact]
@@ -207,10 +209,10 @@ public sealed class SnapshotFormatTests : IDisposable
         string path = WriteSample(out var ram);
         using var snapshot = SnapshotFile.Open(path);
         using var mapped = snapshot.MapMemory();
-        using (var other = GuestMemory.Create(X86MemoryLayout.RamRegions(Config.MemoryBytes)))
+        using (var other = GuestMemory.Create(X86MemoryLayout.RamRegions(Config.Machine.MemoryBytes)))
         {
-            other.Fill(new GuestAddress(0), Config.MemoryBytes, 0xAA);
-            SnapshotWriter.Write(path, new SnapshotInfo(), SnapshotConfig.From(Config), _state, other);
+            other.Fill(new GuestAddress(0), Config.Machine.MemoryBytes, 0xAA);
+            SnapshotWriter.Write(path, new SnapshotInfo(), Config, _state, other);
         }
         Assert.Equal(ram, mapped.GetSpan(new GuestAddress(0), ram.Length).ToArray());
     }

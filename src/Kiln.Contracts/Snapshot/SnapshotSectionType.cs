@@ -1,4 +1,4 @@
-namespace Kiln.Vmm.Snapshot;
+namespace Kiln.Contracts.Snapshot;
 
 /// <summary>What a section holds. Values are part of the file format: never renumber.</summary>
 public enum SnapshotSectionType : uint
@@ -6,10 +6,10 @@ public enum SnapshotSectionType : uint
     /// <summary>UTF-8 JSON of <see cref="SnapshotInfo"/>: when and by what the snapshot was written.</summary>
     Info = 1,
 
-    /// <summary>UTF-8 JSON of <see cref="SnapshotConfig"/>: what is needed to rebuild the machine.</summary>
+    /// <summary>UTF-8 JSON of the <see cref="Spec.VmSpec"/> the machine was built from (older files: its legacy form, read by <see cref="LegacySnapshotConfig"/>).</summary>
     Config = 2,
 
-    /// <summary><see cref="Machine.SaveState"/>'s bytes: vCPUs, irqchip, PIT, clock, every device.</summary>
+    /// <summary>the VMM's machine state bytes: vCPUs, irqchip, PIT, clock, every device.</summary>
     MachineState = 3,
 
     /// <summary>One guest RAM region; its guest-physical start is in the section header's Param field. The payload

@@ -1,16 +1,18 @@
-using Kiln.Virtio.Net;
+using Kiln.Cli;
+using Kiln.Contracts.Spec;
 
-namespace Kiln.Tests.Virtio.Net;
+namespace Kiln.Tests.Cli;
 
-public sealed class NetOptionsTests
+/// <summary>`--net` arguments: the CLI's syntax, parsed in the CLI (the virtio-net device knows nothing of it).</summary>
+public sealed class NicOptionTests
 {
     [Fact]
     public void ParsesTapMacAndBridge()
     {
-        var o = NetDeviceOptions.Parse("tap=kt0,mac=52:54:00:AB:cd:01,bridge=br0");
+        var o = NicOptionParser.Parse("tap=kt0,mac=52:54:00:AB:cd:01,bridge=br0");
         Assert.Equal(("kt0", "br0"), (o.Tap, o.Bridge));
-        Assert.Equal("52:54:00:ab:cd:01", o.Mac.ToString());
-        Assert.Equal(new NetDeviceOptions("tap1"), NetDeviceOptions.Parse("tap=tap1"));
+        Assert.Equal("52:54:00:ab:cd:01", o.Mac?.ToString());
+        Assert.Equal(new NicSpec { Tap = "tap1" }, NicOptionParser.Parse("tap=tap1"));
     }
 
     [Theory]
@@ -26,5 +28,5 @@ public sealed class NetOptionsTests
     [InlineData("tap=a,mac=52:54:00:00:01:zz")]
     [InlineData("tap=a,bridge=b r")]
     public void RejectsMalformedArguments(string text) =>
-        Assert.Throws<FormatException>(() => NetDeviceOptions.Parse(text));
+        Assert.Throws<FormatException>(() => NicOptionParser.Parse(text));
 }

@@ -2,7 +2,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
-namespace Kiln.Vmm.Snapshot;
+namespace Kiln.Contracts.Snapshot;
 
 /// <summary>CRC-32C (Castagnoli), the checksum of every snapshot section. <see cref="BitOperations.Crc32C(uint, ulong)"/>
 /// uses the CPU's SSE4.2 crc32 instruction where there is one, so checking a whole RAM region runs at

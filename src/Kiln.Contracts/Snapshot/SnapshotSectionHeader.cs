@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace Kiln.Vmm.Snapshot;
+namespace Kiln.Contracts.Snapshot;
 
 /// <summary>The 32-byte header in front of every section, little-endian:
 /// <code>

@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace Kiln.Vmm.Control;
+namespace Kiln.Contracts.Control;
 
 /// <summary>The per-VM control socket's protocol: JSON lines over a Unix stream socket. A client sends one request
 /// per line and reads one response line. Two commands change the connection's mode after their response:
@@ -24,6 +24,9 @@ public sealed class ControlRequest
     [JsonPropertyName("token")] public string? Token { get; set; }
     [JsonPropertyName("tls")] public bool Tls { get; set; }
     [JsonPropertyName("maxDowntimeMs")] public int? MaxDowntimeMs { get; set; }
+
+    /// <summary>For <c>migrate</c>: the most the stream may carry, in MB/s (QEMU's max-bandwidth); null: no cap.</summary>
+    [JsonPropertyName("maxBandwidthMBps")] public int? MaxBandwidthMBps { get; set; }
 
     /// <summary>For <c>migrate</c>: pre-copy rounds before giving up (default 30).</summary>
     [JsonPropertyName("maxRounds")] public int? MaxRounds { get; set; }

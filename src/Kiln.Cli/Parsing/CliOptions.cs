@@ -1,12 +1,16 @@
 namespace Kiln.Cli;
 
-/// <summary>A table-driven option parser: each option is a row with its names, whether it takes a value, its help
-/// text and what it does. Unknown options and missing values are usage errors with one clear line.</summary>
+/// <summary>The one option parser of every `kiln` verb: each option is a row with its names, whether it takes a
+/// value, its help text and what it does. `--name=value` and `--name value` both work; `--` ends the options; a
+/// token that starts with '-' and a digit (`-1M`) is an argument. Unknown options, missing values and stray
+/// arguments are usage errors with one clear line.</summary>
 public sealed class CliOptions<T>(string command, string synopsis)
 {
     private sealed record Option(string[] Names, string? ValueName, string Help, Action<T, string> Apply);
 
     private readonly List<Option> _options = [];
+
+    public string Command => command;
 
     public CliOptions<T> Flag(string names, string help, Action<T> apply)
     {
@@ -20,14 +24,34 @@ public sealed class CliOptions<T>(string command, string synopsis)
         return this;
     }
 
+    /// <summary>Parses options only: any argument is a usage error.</summary>
     public void Parse(T target, IReadOnlyList<string> args)
     {
+        var positional = ParseWithArguments(target, args);
+        if (positional.Count > 0)
+            throw new UsageException($"{command}: unexpected argument '{positional[0]}' (see 'kiln {command} --help')");
+    }
+
+    /// <summary>Parses options and returns the arguments between them, in order.</summary>
+    public List<string> ParseWithArguments(T target, IReadOnlyList<string> args)
+    {
+        var positional = new List<string>();
         for (int i = 0; i < args.Count; i++)
         {
             string arg = args[i];
+            if (arg == "--")
+            {
+                positional.AddRange(args.Skip(i + 1));
+                break;
+            }
+            if (!IsOption(arg))
+            {
+                positional.Add(arg);
+                continue;
+            }
             string? inlineValue = null;
             int eq = arg.IndexOf('=');
-            if (arg.StartsWith("--") && eq > 0)
+            if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0)
             {
                 inlineValue = arg[(eq + 1)..];
                 arg = arg[..eq];
@@ -46,7 +70,10 @@ public sealed class CliOptions<T>(string command, string synopsis)
                 throw new UsageException($"{command}: {arg} needs a value ({option.ValueName})");
             option.Apply(target, value);
         }
+        return positional;
     }
+
+    private static bool IsOption(string arg) => arg.Length > 1 && arg[0] == '-' && !char.IsDigit(arg[1]);
 
     public string Help()
     {
@@ -61,4 +88,7 @@ public sealed class CliOptions<T>(string command, string synopsis)
 }
 
 /// <summary>The user typed something Kiln does not understand; printed as one line, exit status 2.</summary>
-public sealed class UsageException(string message) : Exception(message);
+public sealed class UsageException(string message) : KilnException(message)
+{
+    public override int ExitCode => 2;
+}

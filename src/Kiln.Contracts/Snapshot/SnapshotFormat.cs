@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace Kiln.Vmm.Snapshot;
+namespace Kiln.Contracts.Snapshot;
 
 /// <summary>The snapshot file layout (version 1), little-endian:
 /// <code>

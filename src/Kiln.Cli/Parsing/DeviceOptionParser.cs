@@ -1,10 +1,12 @@
+using Kiln.Contracts.Spec;
+
 namespace Kiln.Cli;
 
 /// <summary>Parses device option values of the form `PATH[,key[=value]...]` (QEMU/Firecracker style).</summary>
 public static class DeviceOptionParser
 {
     /// <summary>`--disk PATH[,ro][,serial=ID][,format=raw|qcow2]`.</summary>
-    public static Vmm.DiskConfig Disk(string text)
+    public static DiskSpec Disk(string text)
     {
         var parts = text.Split(',');
         string path = parts[0].StartsWith("path=") ? parts[0][5..] : parts[0];
@@ -35,13 +37,26 @@ public static class DeviceOptionParser
                     throw new UsageException($"--disk: unknown setting '{part}' (use ro, serial=ID, format=raw|qcow2)");
             }
         }
-        return new Vmm.DiskConfig(path, readOnly, serial, format);
+        return new DiskSpec { Path = path, ReadOnly = readOnly, Serial = serial, Format = format };
+    }
+
+    /// <summary>`--net tap=NAME[,mac=MAC][,bridge=BR]`.</summary>
+    public static NicSpec Nic(string text)
+    {
+        try
+        {
+            return NicOptionParser.Parse(text);
+        }
+        catch (FormatException e)
+        {
+            throw new UsageException($"--net: {e.Message}");
+        }
     }
 
     public static T Choice<T>(string option, string text) where T : struct, Enum =>
-        Enum.TryParse<T>(text, ignoreCase: true, out var value) && Enum.IsDefined(value)
+        SpecEnum.TryParse(text, out T value)
             ? value
-            : throw new UsageException($"{option}: '{text}' is not one of {string.Join(", ", Enum.GetNames<T>().Select(n => n.ToLowerInvariant()))}");
+            : throw new UsageException($"{option}: '{text}' is not one of {SpecEnum.Names<T>()}");
 
     private static (string Key, string? Value) Split(string part)
     {

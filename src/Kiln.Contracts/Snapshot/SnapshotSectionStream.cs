@@ -1,4 +1,4 @@
-namespace Kiln.Vmm.Snapshot;
+namespace Kiln.Contracts.Snapshot;
 
 /// <summary>The snapshot section framing over a byte stream (e.g. a migration connection): header, then payload,
 /// each checked with its CRC on read. Sections on a stream are never RAM-aligned: <see cref="SnapshotFormat"/>'s

@@ -1,0 +1,52 @@
+namespace Kiln.Cli;
+
+/// <summary>Options every verb takes, before or after the verb (as virsh takes -c): --debug, and -c/--connect URI
+/// for the verbs that talk to a daemon.</summary>
+public sealed class GlobalOptions
+{
+    public bool Debug { get; set; }
+
+    /// <summary>The daemon's URI (unix:///PATH or tcp://HOST:PORT); null: $KILN_DEFAULT_URI or the default socket.</summary>
+    public string? Connect { get; set; }
+
+    public bool Help { get; set; }
+
+    /// <summary>Takes the global options out of <paramref name="args"/>. <paramref name="connect"/>: -c/--connect are
+    /// this verb's too (for `run`, -c is the kernel command line).</summary>
+    public void TakeFrom(List<string> args, bool connect)
+    {
+        for (int i = 0; i < args.Count;)
+        {
+            string a = args[i];
+            if (a == "--")
+                return;
+            if (a == "--debug")
+            {
+                Debug = true;
+                args.RemoveAt(i);
+            }
+            else if (a is "--help" or "-h")
+            {
+                Help = true;
+                args.RemoveAt(i);
+            }
+            else if (connect && a is "-c" or "--connect")
+            {
+                Connect = i + 1 < args.Count ? args[i + 1] : throw new UsageException($"{a} needs a value (URI)");
+                args.RemoveRange(i, 2);
+            }
+            else if (connect && a.StartsWith("--connect=", StringComparison.Ordinal))
+            {
+                Connect = a["--connect=".Length..];
+                args.RemoveAt(i);
+            }
+            else
+                i++;
+        }
+    }
+}
+
+/// <summary>One `kiln` verb: its name, the group its help is listed in, a one-line summary, its handler, and
+/// whether it talks to a daemon (then -c/--connect is its option).</summary>
+public sealed record Verb(string Name, string Group, string Summary, Func<IReadOnlyList<string>, GlobalOptions, int> Run,
+    bool Connects = false, Func<string>? Help = null, bool Hidden = false);
