@@ -46,4 +46,4 @@ public sealed record BootEntry
 }
 
 /// <summary>The kernel (or initrd) file cannot be booted; the message names the file and the reason.</summary>
-public sealed class BootException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class BootException(string message, Exception? inner = null) : KilnException(message, inner);

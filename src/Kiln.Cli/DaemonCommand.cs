@@ -17,9 +17,9 @@ public static class DaemonCommand
 
     public static string Help => Options.Help();
 
-    public static int Execute(IReadOnlyList<string> args)
+    public static int Execute(IReadOnlyList<string> args, bool debug = false)
     {
-        var options = new DaemonOptions();
+        var options = new DaemonOptions { Debug = debug };
         Options.Parse(options, args);
         options.StateDir = Path.GetFullPath(options.StateDir);
         options.SocketPath = Path.GetFullPath(options.SocketPath);

@@ -8,8 +8,11 @@ namespace Kiln.Daemon;
 /// log/NAME.log. Every file is written atomically: a temporary file in the same directory, fsync, rename.</summary>
 public sealed class DomainStore
 {
-    public DomainStore(string root)
+    private readonly Microsoft.Extensions.Logging.ILogger? _log;
+
+    public DomainStore(string root, Microsoft.Extensions.Logging.ILogger? log = null)
     {
+        _log = log;
         Root = root;
         Directory.CreateDirectory(DomainsDir);
         Directory.CreateDirectory(RunDir);
@@ -41,7 +44,8 @@ public sealed class DomainStore
             }
             catch (DomainFormatException e)
             {
-                Console.Error.WriteLine($"kiln daemon: ignoring {file}: {e.Message}");
+                if (_log is not null)
+                    Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(_log, "ignoring {File}: {Message}", file, e.Message);
             }
             if (d is not null)
                 yield return d;

@@ -21,11 +21,13 @@ public sealed class VmmLauncher : IDisposable
     private readonly bool _keepSpare;
     private readonly Lock _lock = new();
     private readonly Timer _refill;
+    private readonly Microsoft.Extensions.Logging.ILogger _log;
     private Process? _spare;
     private bool _disposed;
 
-    public VmmLauncher(string[] kilnCommand, string stateDir, string standbyLog, bool keepSpare)
+    public VmmLauncher(string[] kilnCommand, string stateDir, string standbyLog, bool keepSpare, Microsoft.Extensions.Logging.ILogger log)
     {
+        _log = log;
         _kilnCommand = kilnCommand;
         _stateDir = stateDir;
         _standbyLog = standbyLog;
@@ -106,7 +108,7 @@ public sealed class VmmLauncher : IDisposable
             catch (Exception e) when (e is IOException or System.ComponentModel.Win32Exception)
             {
                 _spare = null;
-                Console.Error.WriteLine($"kiln daemon: cannot start a spare VMM: {e.Message}");
+                Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(_log, "cannot start a spare VMM: {Message}", e.Message);
             }
         }
     }

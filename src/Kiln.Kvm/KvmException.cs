@@ -3,7 +3,7 @@ using Kiln.Interop;
 namespace Kiln.Kvm;
 
 /// <summary>A KVM ioctl failed, or the host's KVM lacks something Kiln needs.</summary>
-public sealed class KvmException : Exception
+public sealed class KvmException : KilnException
 {
     public KvmException(string message) : base(message)
     {

@@ -1,4 +1,4 @@
 namespace Kiln.Memory;
 
 /// <summary>An access fell outside guest RAM (or a layout was impossible).</summary>
-public sealed class GuestMemoryException(string message) : Exception(message);
+public sealed class GuestMemoryException(string message) : KilnException(message);

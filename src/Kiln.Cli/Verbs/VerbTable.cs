@@ -12,7 +12,7 @@ public static class VerbTable
         new("vmm-standby", Vm, "a VMM started ahead for the daemon", (a, _) => VmmStandbyCommand.Execute(a), Hidden: true),
         new("guest-kit", Tool, "build a Linux kernel and busybox initramfs for guests ('guest-kit build')", (a, _) => GuestKitCommand.Execute(a), Help: () => GuestKitCommand.Help),
         new("img", Tool, "create, inspect, convert, check and resize disk images (raw, qcow2)", (a, _) => ImgCommand.Execute([.. a]), Help: () => ImgCommand.Help),
-        new("daemon", Tool, "manage domains: persistent definitions, supervised VMMs, an HTTP/JSON API", (a, _) => DaemonCommand.Execute(a), Help: () => DaemonCommand.Help),
+        new("daemon", Tool, "manage domains: persistent definitions, supervised VMMs, an HTTP/JSON API", (a, g) => DaemonCommand.Execute(a, g.Debug), Help: () => DaemonCommand.Help),
         new("migrate", Domain, "move a running domain to another daemon ('migrate --live NAME tcp://HOST:PORT')", MigrateCommand.Execute, Connects: true, Help: () => MigrateCommand.Help),
         .. DomainCommands.Verbs,
         .. SnapshotCommands.Verbs,

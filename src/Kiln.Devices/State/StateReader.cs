@@ -67,4 +67,4 @@ public sealed class StateReader(ReadOnlyMemory<byte> data)
     }
 }
 
-public sealed class StateFormatException(string message) : Exception(message);
+public sealed class StateFormatException(string message) : KilnException(message);

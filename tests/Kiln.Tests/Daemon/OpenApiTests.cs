@@ -12,7 +12,9 @@ public sealed partial class OpenApiTests
     [Fact]
     public void EveryMappedRouteIsDocumented()
     {
-        string source = File.ReadAllText(RepoPaths.Combine("src", "Kiln.Daemon", "DaemonHost.cs"));
+        // The routes live in one file per resource under src/Kiln.Daemon/Http/.
+        string source = string.Concat(Directory.GetFiles(RepoPaths.Combine("src", "Kiln.Daemon"), "*.cs", SearchOption.AllDirectories)
+            .Where(f => !f.Contains("/obj/", StringComparison.Ordinal)).Order(StringComparer.Ordinal).Select(File.ReadAllText));
         using var doc = JsonDocument.Parse(File.ReadAllText(RepoPaths.Combine("docs", "api", "openapi.json")));
         var paths = doc.RootElement.GetProperty("paths");
         var routes = MapCall().Matches(source).Select(m => (Method: m.Groups[1].Value.ToLowerInvariant(), Path: m.Groups[2].Value)).ToList();

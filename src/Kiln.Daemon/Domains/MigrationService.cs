@@ -8,7 +8,9 @@ using System.Text;
 using System.Text.Json;
 using Kiln.Contracts.Control;
 
-namespace Kiln.Daemon;
+using Microsoft.Extensions.Logging;
+
+namespace Kiln.Daemon.Domains;
 
 /// <summary>Live migration between daemons. The source daemon asks the destination daemon (its TCP API, TLS and
 /// bearer token) to prepare an incoming VMM for the domain's definition; that daemon launches a VMM whose spec has an incoming source
@@ -16,8 +18,25 @@ namespace Kiln.Daemon;
 /// to its own VMM (control verb <c>migrate</c>) and relays the VMM's progress events. Afterwards the domain runs on
 /// the destination and is shut off, definition kept, on the source (like virsh without --undefinesource). If the
 /// incoming VMM ends before the guest ran there, the destination forgets a definition it created for it.</summary>
-public sealed partial class Supervisor
+public sealed class MigrationService
 {
+    private readonly DomainRegistry _registry;
+    private readonly DomainRunner _runner;
+    private readonly DomainControl _control;
+    private readonly EventHub _events;
+    private readonly ILogger _log;
+
+    public MigrationService(DomainRegistry registry, DomainRunner runner, DomainControl control, EventHub events, ILogger log)
+    {
+        _registry = registry;
+        _runner = runner;
+        _control = control;
+        _events = events;
+        _log = log;
+        runner.IncomingCompleted = IncomingCompleted;
+        runner.IncomingEnded = IncomingEnded;
+    }
+
     /// <summary>Domains waiting for an incoming migration: name, and whether the definition was created for it.</summary>
     private readonly Dictionary<string, bool> _incoming = new(StringComparer.Ordinal);
 
@@ -32,16 +51,15 @@ public sealed partial class Supervisor
     {
         var definition = DomainCodec.FromJson(request.Definition);
         bool existed;
-        lock (_lock)
-            existed = _domains.ContainsKey(definition.Name);
-        if (existed && Get(definition.Name).State is DomainState.Running or DomainState.Paused)
+        existed = _registry.Contains(definition.Name);
+        if (existed && _registry.Get(definition.Name).State is DomainState.Running or DomainState.Paused)
             throw new DaemonException(409, $"domain '{definition.Name}' is already running on the destination");
         var absent = definition.Disks.Where(d => !d.ReadOnly && !File.Exists(d.Path)).Select(d => d.Path).ToList();
         if (!request.CopyStorage && definition.Disks.FirstOrDefault(d => !File.Exists(d.Path)) is { } missing)
             throw new DaemonException(409, $"disk {missing.Path} does not exist on the destination (without --copy-storage the hosts must share storage)");
         if (request.CopyStorage && definition.Disks.FirstOrDefault(d => d.ReadOnly && !File.Exists(d.Path)) is { } readOnly)
             throw new DaemonException(409, $"read-only disk {readOnly.Path} does not exist on the destination (--copy-storage copies writable disks only)");
-        var domain = Define(definition);
+        var domain = _registry.Define(definition);
         string name = definition.Name;
         int port = FreePort();
         string token = Convert.ToHexString(RandomNumberGenerator.GetBytes(32));
@@ -64,7 +82,7 @@ public sealed partial class Supervisor
             }
             try
             {
-                await LaunchAsync(domain, source, "incoming migration", token);
+                await _runner.LaunchAsync(domain, source, "incoming migration", token);
             }
             catch
             {
@@ -74,7 +92,7 @@ public sealed partial class Supervisor
                     _incomingDisks.Remove(name);
                 }
                 if (!existed)
-                    Forget(domain);
+                    _registry.Forget(domain);
                 throw;
             }
             domain.State = DomainState.Paused;
@@ -84,7 +102,7 @@ public sealed partial class Supervisor
         {
             domain.Gate.Release();
         }
-        Publish(name, "migration-incoming");
+        _events.Publish(name, "migration-incoming");
         return new IncomingMigrationResponse { Name = name, Port = port, Token = token, Tls = MigrationTls is not null };
     }
 
@@ -95,18 +113,8 @@ public sealed partial class Supervisor
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    private void Forget(Domain domain)
-    {
-        lock (_lock)
-        {
-            _domains.Remove(domain.Definition.Name);
-            domain.Removed = true;
-        }
-        _store.Delete(domain.Definition.Name);
-    }
-
     /// <summary>Best effort (the VMM normally removed it already).</summary>
-    private static void RemoveCreatedDisk(string path)
+    private void RemoveCreatedDisk(string path)
     {
         try
         {
@@ -114,12 +122,12 @@ public sealed partial class Supervisor
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Console.Error.WriteLine($"kiln daemon: cannot remove {path} after a failed incoming migration: {e.Message}");
+            _log.LogWarning($"cannot remove {path} after a failed incoming migration: {e.Message}");
         }
     }
 
     /// <summary>The incoming VMM's guest runs: the domain is an ordinary running domain from now on.</summary>
-    private void IncomingCompleted(Domain domain)
+    private void IncomingCompleted(ManagedDomain domain)
     {
         lock (_incoming)
         {
@@ -128,12 +136,12 @@ public sealed partial class Supervisor
         }
         domain.State = DomainState.Running;
         domain.Reason = "migrated in";
-        Publish(domain.Definition.Name, "migrated-in");
+        _events.Publish(domain.Definition.Name, "migrated-in");
     }
 
     /// <summary>Called when a VMM ends: true (and cleaned up) when it was an incoming migration that never ran the
     /// guest, so nothing is left behind.</summary>
-    private bool IncomingEnded(Domain domain, string? why)
+    private bool IncomingEnded(ManagedDomain domain, string? why)
     {
         string name = domain.Definition.Name;
         bool created;
@@ -146,10 +154,10 @@ public sealed partial class Supervisor
         }
         foreach (string path in disks ?? [])
             RemoveCreatedDisk(path);
-        MarkEnded(domain, DomainState.ShutOff, $"incoming migration failed: {why}");
+        _runner.MarkEnded(domain, DomainState.ShutOff, $"incoming migration failed: {why}");
         if (created)
-            Forget(domain);
-        Publish(name, "migration-failed", why);
+            _registry.Forget(domain);
+        _events.Publish(name, "migration-failed", why);
         return true;
     }
 
@@ -157,7 +165,7 @@ public sealed partial class Supervisor
     /// <c>migrated</c> or <c>migration-failed</c>.</summary>
     public async Task MigrateAsync(string name, MigrateRequest request, Func<ControlEvent, Task> emit, CancellationToken cancel)
     {
-        var domain = Get(name);
+        var domain = _registry.Get(name);
         var rt = domain.Runtime;
         if (rt is null || domain.State != DomainState.Running)
             throw new DaemonException(409, $"domain '{name}' is not running" + (domain.State == DomainState.Paused ? " (resume it first)" : ""));
@@ -190,7 +198,7 @@ public sealed partial class Supervisor
             if (!response.Ok)
                 throw new DaemonException(409, $"domain '{name}': {response.Error}");
         }
-        Publish(name, "migration-started", request.Destination);
+        _events.Publish(name, "migration-started", request.Destination);
         while (await reader.ReadLineAsync(cancel) is { } line)
         {
             var e = JsonSerializer.Deserialize(line, ControlJsonContext.Default.ControlEvent);
@@ -200,12 +208,12 @@ public sealed partial class Supervisor
             if (e.Event == "migrated")
             {
                 domain.Reason = $"migrated to {request.Destination}";
-                Publish(name, "migrated", request.Destination);
+                _events.Publish(name, "migrated", request.Destination);
                 return;
             }
             if (e.Event == "migration-failed")
             {
-                Publish(name, "migration-failed", e.Message);
+                _events.Publish(name, "migration-failed", e.Message);
                 return;
             }
         }
@@ -276,5 +284,5 @@ public sealed partial class Supervisor
         return chain.Build(leaf);
     }
 
-    public async Task AbortMigrationAsync(string name) => await ControlAsync(Get(name), "migrate-abort");
+    public async Task AbortMigrationAsync(string name) => await _control.ControlAsync(_registry.Get(name), "migrate-abort");
 }

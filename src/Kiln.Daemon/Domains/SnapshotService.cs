@@ -5,25 +5,31 @@ using Kiln.Contracts.Control;
 using Kiln.Contracts.Snapshot;
 using Kiln.Contracts.Spec;
 
-namespace Kiln.Daemon;
+namespace Kiln.Daemon.Domains;
 
 /// <summary>Snapshots of domains (virsh save/restore and snapshot-create/list/revert/delete). The VMM writes the
 /// file (control verbs save/snapshot); a restore launches a VMM whose spec names the file as its source. The domain's
 /// definition is kept throughout: a saved domain is shut off, a restored one running.</summary>
-public sealed partial class Supervisor
+public sealed partial class SnapshotService(string root, DomainRegistry registry, DomainRunner runner, DomainControl control, EventHub events)
 {
+    private readonly string _root = root;
+    private readonly DomainRegistry _registry = registry;
+    private readonly DomainRunner _runner = runner;
+    private readonly DomainControl _control = control;
+    private readonly EventHub _events = events;
+
     // Writing a large guest's RAM can take a while; the VMM answers when the file is complete.
     private static readonly TimeSpan SaveTimeout = TimeSpan.FromMinutes(10);
 
     [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$")]
     private static partial Regex SnapshotNamePattern();
 
-    public string SnapshotDir(string domain) => Path.Combine(_store.Root, "snapshots", domain);
+    public string SnapshotDir(string domain) => Path.Combine(_root, "snapshots", domain);
 
     /// <summary>virsh save: writes the running domain to <paramref name="file"/>, then its VMM stops.</summary>
     public async Task SaveAsync(string name, string file)
     {
-        var domain = Get(name);
+        var domain = _registry.Get(name);
         file = CheckedPath(file);
         await domain.Gate.WaitAsync();
         try
@@ -37,7 +43,7 @@ public sealed partial class Supervisor
         {
             domain.Gate.Release();
         }
-        Publish(name, "saved", file);
+        _events.Publish(name, "saved", file);
     }
 
     /// <summary>virsh restore: the domain named in the snapshot (which must be defined and shut off) resumes from it.</summary>
@@ -46,7 +52,7 @@ public sealed partial class Supervisor
         file = CheckedPath(file);
         string name;
         name = OpenSnapshot(file).Info.Name ?? throw new DaemonException(400, $"snapshot {file} names no domain (it was not saved by the daemon)");
-        var domain = Get(name);
+        var domain = _registry.Get(name);
         await domain.Gate.WaitAsync();
         try
         {
@@ -59,21 +65,21 @@ public sealed partial class Supervisor
         return name;
     }
 
-    private async Task RestoreLockedAsync(Domain domain, string file)
+    private async Task RestoreLockedAsync(ManagedDomain domain, string file)
     {
         string name = domain.Definition.Name;
         if (domain.Removed)
             throw new DaemonException(404, $"domain '{name}' not found");
         if (domain.State is DomainState.Running or DomainState.Paused)
             throw new DaemonException(409, $"domain '{name}' is running; destroy it first");
-        await LaunchAsync(domain, new StartSource { Restore = new RestoreSource { File = file } }, reason: "restored");
-        Publish(name, "restored", file);
+        await _runner.LaunchAsync(domain, new StartSource { Restore = new RestoreSource { File = file } }, reason: "restored");
+        _events.Publish(name, "restored", file);
     }
 
     /// <summary>A snapshot of a running domain kept by the daemon; the guest is paused only while it is written.</summary>
     public async Task<SnapshotEntry> CreateSnapshotAsync(string name, string? snapshotName)
     {
-        var domain = Get(name);
+        var domain = _registry.Get(name);
         snapshotName ??= DateTime.UtcNow.ToString("yyyyMMdd-HHmmss-fff", CultureInfo.InvariantCulture);
         CheckSnapshotName(snapshotName);
         string dir = SnapshotDir(name);
@@ -82,7 +88,7 @@ public sealed partial class Supervisor
         if (File.Exists(file))
             throw new DaemonException(409, $"domain '{name}' already has a snapshot '{snapshotName}'", "name");
         var response = await SnapshotControlAsync(domain, "snapshot", file);
-        Publish(name, "snapshot", snapshotName);
+        _events.Publish(name, "snapshot", snapshotName);
         var entry = Entry(name, file);
         entry.PausedMs = response.PausedMs;
         return entry;
@@ -90,7 +96,7 @@ public sealed partial class Supervisor
 
     public List<SnapshotEntry> ListSnapshots(string name)
     {
-        Get(name);
+        _registry.Get(name);
         string dir = SnapshotDir(name);
         if (!Directory.Exists(dir))
             return [];
@@ -102,9 +108,9 @@ public sealed partial class Supervisor
     {
         string file = SnapshotFile(name, snapshotName);
         OpenSnapshot(file);
-        var domain = Get(name);
+        var domain = _registry.Get(name);
         if (domain.State is DomainState.Running or DomainState.Paused)
-            await DestroyAsync(name);
+            await _control.DestroyAsync(name);
         await domain.Gate.WaitAsync();
         try
         {
@@ -120,7 +126,7 @@ public sealed partial class Supervisor
 
     private string SnapshotFile(string name, string snapshotName)
     {
-        Get(name);
+        _registry.Get(name);
         CheckSnapshotName(snapshotName);
         string file = Path.Combine(SnapshotDir(name), snapshotName + ".ksnap");
         if (!File.Exists(file))
@@ -163,7 +169,7 @@ public sealed partial class Supervisor
         };
     }
 
-    private async Task<ControlResponse> SnapshotControlAsync(Domain domain, string command, string file)
+    private async Task<ControlResponse> SnapshotControlAsync(ManagedDomain domain, string command, string file)
     {
         var rt = domain.Runtime;
         string name = domain.Definition.Name;

@@ -3,25 +3,25 @@ using Kiln.Contracts.Control;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 
-namespace Kiln.Daemon;
+namespace Kiln.Daemon.Http;
 
 /// <summary>The migration routes: POST /v1/migrations/incoming (daemon to daemon), POST
 /// /v1/domains/{name}/migrate (a stream of JSON progress lines) and POST /v1/domains/{name}/migrate-abort.</summary>
 internal static class MigrationRoutes
 {
-    public static void Map(WebApplication app, Supervisor sup, Func<HttpContext, Func<Task>, Task> handle)
+    public static void Map(WebApplication app, DomainService sup)
     {
         var json = DaemonJsonContext.Default;
-        app.MapPost("/v1/migrations/incoming", ctx => handle(ctx, async () =>
+        app.MapPost("/v1/migrations/incoming", ctx => HttpResults.Handle(ctx, async () =>
         {
-            var request = await ReadJson(ctx, json.IncomingMigrationRequest);
+            var request = await HttpResults.ReadJson(ctx, json.IncomingMigrationRequest);
             var response = await sup.PrepareIncomingAsync(request);
             ctx.Response.ContentType = "application/json";
             await JsonSerializer.SerializeAsync(ctx.Response.Body, response, json.IncomingMigrationResponse);
         }));
-        app.MapPost("/v1/domains/{name}/migrate", (HttpContext ctx, string name) => handle(ctx, async () =>
+        app.MapPost("/v1/domains/{name}/migrate", (HttpContext ctx, string name) => HttpResults.Handle(ctx, async () =>
         {
-            var request = await ReadJson(ctx, json.MigrateRequest);
+            var request = await HttpResults.ReadJson(ctx, json.MigrateRequest);
             bool started = false;
             await sup.MigrateAsync(name, request, async e =>
             {
@@ -35,25 +35,12 @@ internal static class MigrationRoutes
                 await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
             }, ctx.RequestAborted);
         }));
-        app.MapPost("/v1/domains/{name}/migrate-abort", (HttpContext ctx, string name) => handle(ctx, async () =>
+        app.MapPost("/v1/domains/{name}/migrate-abort", (HttpContext ctx, string name) => HttpResults.Handle(ctx, async () =>
         {
             await sup.AbortMigrationAsync(name);
             ctx.Response.ContentType = "application/json";
             await JsonSerializer.SerializeAsync(ctx.Response.Body, new MessageResponse { Message = $"migration of {name} aborted" },
                 json.MessageResponse);
         }));
-    }
-
-    private static async Task<T> ReadJson<T>(HttpContext ctx, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) where T : class
-    {
-        try
-        {
-            return await JsonSerializer.DeserializeAsync(ctx.Request.Body, type)
-                   ?? throw new DaemonException(400, "the request body is null");
-        }
-        catch (JsonException e)
-        {
-            throw new DaemonException(400, $"malformed JSON at '{(string.IsNullOrEmpty(e.Path) ? "$" : e.Path)}'");
-        }
     }
 }
