@@ -28,6 +28,8 @@ internal sealed class MigrationControl
         }
         if (request.MaxDowntimeMs is < 1 or > 600_000)
             return Fail("maxDowntimeMs must be between 1 and 600000");
+        if (request.MaxBandwidthMBps is < 1 or > 1_000_000)
+            return Fail("maxBandwidthMBps must be between 1 and 1000000");
         if (request.MaxRounds is < 1 or > 1000)
             return Fail("maxRounds must be between 1 and 1000");
         var options = new MigrationOptions(endpoint, request.Token)
@@ -36,6 +38,7 @@ internal sealed class MigrationControl
             Tls = request.Tls,
             CopyStorage = request.CopyStorage,
             MaxDowntime = TimeSpan.FromMilliseconds(request.MaxDowntimeMs ?? 300),
+            MaxBandwidthBytesPerSecond = request.MaxBandwidthMBps * 1e6,
         };
         var cancel = new CancellationTokenSource();
         lock (_lock)

@@ -8,6 +8,10 @@ public sealed record MigrationOptions(MigrationEndpoint Destination, string Toke
     /// <summary>The longest pause the guest may see: pre-copy continues until the rest fits it (default 300 ms).</summary>
     public TimeSpan MaxDowntime { get; init; } = TimeSpan.FromMilliseconds(300);
 
+    /// <summary>The most pre-copy may send per second; null: as fast as the link goes. A guest that dirties memory
+    /// faster than this cannot converge, which is how a test makes non-convergence certain.</summary>
+    public double? MaxBandwidthBytesPerSecond { get; init; }
+
     /// <summary>A socket that moves no byte for this long counts as a cut link.</summary>
     public TimeSpan IoTimeout { get; init; } = TimeSpan.FromSeconds(10);
 

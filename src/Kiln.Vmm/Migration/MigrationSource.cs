@@ -81,11 +81,15 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
     private MigrationResult Migrate(MigrationStream stream, Stopwatch total, CancellationToken cancel,
         ref DirtyPageTracker? tracker, VcpuThrottle throttle, ref bool paused)
     {
+        var cap = options.MaxBandwidthBytesPerSecond is double rate ? new BandwidthCap(rate) : null;
+        bool stopped = false; // the stop-and-copy is not paced: the guest waits for it
         void KeepGoing()
         {
             cancel.ThrowIfCancellationRequested();
             if (machine.IsStopping)
                 throw new MigrationException("the guest stopped during the migration");
+            if (!stopped)
+                cap?.Pace(stream.BytesWritten, cancel);
         }
 
         var hello = new byte[16];
@@ -121,6 +125,8 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
             double seconds = Math.Max(round.Elapsed.TotalSeconds, 1e-6);
             if (sent >= MinMeasuredBytes)
                 linkRate = sent / seconds;
+            if (cap is not null)
+                linkRate = Math.Min(linkRate, cap.BytesPerSecond);
             KilnLog.Debug($"migration: round {rounds}: {sent / 1e6:0.0} MB in {seconds * 1000:0} ms (at {total.Elapsed.TotalMilliseconds:0} ms)");
             long found = tracker.Collect();
             double diskPending = _disks?.PendingBytes ?? 0; // changed since the last pass: dirty rate and backlog
@@ -168,6 +174,7 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
         var downtime = Stopwatch.StartNew();
         machine.Pause();
         paused = true;
+        stopped = true;
         var phases = new SwitchOverTimes();
         phases.Mark("pause", downtime);
         KeepGoing();

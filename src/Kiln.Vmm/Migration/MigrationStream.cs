@@ -1,7 +1,5 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Text;
 using Kiln.Interop;
 using Kiln.Memory;
@@ -12,7 +10,7 @@ namespace Kiln.Vmm.Migration;
 /// Every length read from the peer is checked against a bound before anything is allocated. On a plain TCP link
 /// guest pages go by writev straight from guest RAM and arrive by readv straight into it (no user-space copy on
 /// either side); over TLS they pass through the stream.</summary>
-internal sealed unsafe class MigrationStream(Stream stream) : IDisposable
+internal sealed class MigrationStream(Stream stream) : IDisposable
 {
     /// <summary>Largest payload accepted: a state blob or a batch of pages (virtio queues and CPU state are far
     /// smaller than this).</summary>
@@ -99,9 +97,14 @@ internal sealed unsafe class MigrationStream(Stream stream) : IDisposable
             return;
         }
         _out.Flush();
-        Span<VectorIo.IoVec> entries = addresses.Length <= 256 ? stackalloc VectorIo.IoVec[addresses.Length]
-            : new VectorIo.IoVec[addresses.Length];
-        Vectored(PageEntries(memory, addresses, pageSize, entries), write: true);
+        try
+        {
+            GuestPageIo.Write(memory, (int)_socket.Handle, addresses, pageSize, _socket.SendTimeout);
+        }
+        catch (Exception e) when (e is EndOfStreamException or TimeoutException or SystemCallException)
+        {
+            throw Rephrased(e, write: true);
+        }
         BytesWritten += (long)addresses.Length * pageSize;
     }
 
@@ -115,48 +118,23 @@ internal sealed unsafe class MigrationStream(Stream stream) : IDisposable
                 ReadExactly(memory.GetSpan(new GuestAddress(address), pageSize));
             return;
         }
-        Span<VectorIo.IoVec> entries = addresses.Length <= 256 ? stackalloc VectorIo.IoVec[addresses.Length]
-            : new VectorIo.IoVec[addresses.Length];
-        Vectored(PageEntries(memory, addresses, pageSize, entries), write: false);
-    }
-
-    private static Span<VectorIo.IoVec> PageEntries(GuestMemory memory, ReadOnlySpan<ulong> addresses, int pageSize,
-        Span<VectorIo.IoVec> entries)
-    {
-        for (int i = 0; i < addresses.Length; i++)
-        {
-            // GetSpan checks the page lies in RAM; guest RAM is unmanaged memory, so the pointer stays valid (no pinning).
-            var page = memory.GetSpan(new GuestAddress(addresses[i]), pageSize);
-            entries[i] = new VectorIo.IoVec(Unsafe.AsPointer(ref MemoryMarshal.GetReference(page)), (nuint)pageSize);
-        }
-        return entries;
-    }
-
-    /// <summary>A vectored transfer on the socket, its failures phrased as the stream's would be.</summary>
-    private void Vectored(Span<VectorIo.IoVec> entries, bool write)
-    {
-        var socket = _socket!;
-        int fd = (int)socket.Handle;
         try
         {
-            if (write)
-                VectorIo.WriteAll(fd, entries, socket.SendTimeout);
-            else
-                VectorIo.ReadAll(fd, entries, socket.ReceiveTimeout);
+            GuestPageIo.Read(memory, (int)_socket.Handle, addresses, pageSize, _socket.ReceiveTimeout);
         }
-        catch (EndOfStreamException e)
+        catch (Exception e) when (e is EndOfStreamException or TimeoutException or SystemCallException)
         {
-            throw new MigrationException("the peer closed the migration stream", e);
-        }
-        catch (TimeoutException e)
-        {
-            throw new IOException($"the migration link stalled: nothing could {(write ? "be sent" : "be received")} within the I/O timeout", e);
-        }
-        catch (SystemCallException e)
-        {
-            throw new IOException(e.Message, e);
+            throw Rephrased(e, write: false);
         }
     }
+
+    /// <summary>A vectored transfer's failure, phrased as the stream's would be.</summary>
+    private static Exception Rephrased(Exception e, bool write) => e switch
+    {
+        EndOfStreamException => new MigrationException("the peer closed the migration stream", e),
+        TimeoutException => new IOException($"the migration link stalled: nothing could {(write ? "be sent" : "be received")} within the I/O timeout", e),
+        _ => new IOException(e.Message, e),
+    };
 
     /// <summary>Reads a frame and insists on its type.</summary>
     public byte[] Expect(MigrationFrame type)
