@@ -116,8 +116,28 @@ public static class RunCommand
                 }
                 : null,
         };
+        if (VmSpecValidator.Validate(spec) is [var first, ..])
+            throw new UsageException($"run: {FlagOf(first.Field)}: {first.Message}");
         return new VmmLaunch { Spec = spec, ControlSocket = s.ControlSocket, Stats = s.Stats };
     }
+
+    /// <summary>The flag a spec field came from, so a user's error names what they typed.</summary>
+    private static string FlagOf(string field) => field switch
+    {
+        "machine.memoryBytes" => "--memory",
+        "machine.cpus" => "--cpus",
+        "machine.transport" => "--transport",
+        "boot.kernel" => "--kernel",
+        "boot.initrd" => "--initrd",
+        "boot.cmdline" => "--cmdline",
+        "devices.debugExitPort" => "--debug-exit",
+        "name" => "--name",
+        _ when field.StartsWith("disks[", StringComparison.Ordinal) => "--disk",
+        _ when field.StartsWith("nics[", StringComparison.Ordinal) => "--net",
+        _ when field.StartsWith("source.incoming", StringComparison.Ordinal) => "--incoming",
+        _ when field.StartsWith("source.restore", StringComparison.Ordinal) => "--restore",
+        _ => field,
+    };
 
     /// <summary>An incoming migration opens its disks only when the source arrives; a disk that cannot exist then is
     /// refused now. An absent image in an existing directory is fine: a copy-storage migration creates it.</summary>
