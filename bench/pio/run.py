@@ -42,8 +42,26 @@ def run_vmm(argv):
     return wall, first, usage.ru_maxrss, proc.returncode
 
 
-def kiln_argv(cmdline):
-    return [KILN, "run", "--kernel", GUEST, "--memory", "64M", "--cmdline", cmdline]
+def kiln_argv(cmdline, kiln=None):
+    return [kiln or KILN, "run", "--kernel", GUEST, "--memory", "64M", "--cmdline", cmdline]
+
+
+def compare_builds(new, old, count, small, repeats):
+    """Two Kiln builds side by side in the same run, interleaved so that load drifts hit both alike: the median
+    start-to-first-byte of `repeats` zero-work boots and the per-exit cost, each as new/old."""
+    firsts = {new: [], old: []}
+    exits = {new: [], old: []}
+    for _ in range(repeats):
+        for kiln in (new, old):
+            firsts[kiln].append(run_vmm(kiln_argv("test=exit code=0", kiln))[1])
+            exits[kiln].append(per_exit(lambda c, k=kiln: kiln_argv(c, k), count, small)[0])
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    print(f"bench/pio: this build vs {old}, {repeats} interleaved runs each (medians)")
+    print(f"{'build':<10}{'first byte ms':>15}{'us/exit':>10}")
+    for name, kiln in (("new", new), ("old", old)):
+        print(f"{name:<10}{med(firsts[kiln]) * 1000:>15.1f}{med(exits[kiln]):>10.2f}")
+    print(f"first byte new/old: {med(firsts[new]) / med(firsts[old]):.3f} (target <= 1.05)")
+    print(f"exit cost new/old:  {med(exits[new]) / med(exits[old]):.3f} (target <= 1.05)")
 
 
 def qemu_argv(cmdline):
@@ -62,11 +80,17 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--count", type=int, default=200000, help="port writes per measured run")
     ap.add_argument("--no-qemu", action="store_true", help="skip QEMU (e.g. where it is not installed)")
+    ap.add_argument("--baseline", metavar="KILN", help="another Kiln build's kiln binary: compare this build with it "
+                    "side by side (start-to-first-byte and exit cost as ratios) instead of the QEMU comparison")
+    ap.add_argument("--repeats", type=int, default=5, help="interleaved runs per build with --baseline")
     args = ap.parse_args()
     small = max(1000, args.count // 20)
     for path, what in ((GUEST, "make -C guest"), (KILN, "./kiln version")):
         if not os.path.exists(path):
             sys.exit(f"bench/pio: {path} is missing: run '{what}' first")
+    if args.baseline:
+        compare_builds(KILN, args.baseline, args.count, small, args.repeats)
+        return
     subprocess.run(["gcc", "-O2", "-o", LIMIT_BIN, LIMIT_SRC], check=True)
 
     out = subprocess.run([LIMIT_BIN, str(args.count)], capture_output=True, text=True, check=True).stdout.split()
