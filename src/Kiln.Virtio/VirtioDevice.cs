@@ -8,7 +8,8 @@ namespace Kiln.Virtio;
 /// <summary>A virtio device, independent of its transport: feature negotiation, device status, queues, the
 /// DEVICE_NEEDS_RESET policy, and the worker thread that processes queues. Subclasses (block, rng, console) say what
 /// a request means. Transports call the driver-facing members on vCPU threads; queue processing happens only on the
-/// worker (or inline when no worker was started, which tests use).</summary>
+/// worker (or inline when no worker was started, which tests use).
+/// One file over 400 lines on purpose: the status/feature/queue state machine is one unit of the virtio spec, and its save/restore must see all of it.</summary>
 /// <remarks>Locks: <c>_processLock</c> is held while a queue is processed, <c>_lock</c> guards status, features and
 /// queue configuration; always in that order. A device reset takes both, so it waits for at most the request in
 /// flight. Interrupts are signalled with neither held by the caller's transport.</remarks>

@@ -1,16 +1,19 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
 namespace Kiln.Virtio;
 
-/// <summary>Where virtio devices report a misbehaving driver (one line per failure). The VMM points
-/// <see cref="Sink"/> at its own log; the default writes to stderr.</summary>
+/// <summary>Where virtio devices report a misbehaving driver (one line per failure): the process's logger, set once
+/// by the VMM host (category Kiln.Virtio); nothing is logged until then.</summary>
 public static class VirtioLog
 {
-    public static Action<string> Sink { get; set; } = line => System.Console.Error.WriteLine("kiln: warning: " + line);
+    public static ILogger Logger { get; set; } = NullLogger.Instance;
 
     public static void Warn(string message)
     {
         try
         {
-            Sink(message);
+            Logger.LogWarning("{Message}", message);
         }
         catch (Exception)
         {

@@ -140,7 +140,6 @@ public sealed class Machine : IMachineControl, IDisposable
 
     private void AddVirtioDevices(ISerialOutput console)
     {
-        VirtioLog.Sink = KilnLog.Warn;
         _virtio = new VirtioWiring(_vm, Pio, Mmio, Spec.Machine.Transport, _devices.Add);
         for (int i = 0; i < Spec.Disks.Count; i++)
         {

@@ -116,11 +116,13 @@ public sealed partial class MigrationGuestTests(ITestOutputHelper log) : IDispos
     [KvmFact]
     public void CutLinkMidMigrationLeavesTheSourceRunningAndNoDestination()
     {
-        // 1 ms of downtime never fits: the migration keeps going round after round until the link is cut.
+        // 1 ms of downtime never fits: the migration keeps going round after round until the link is cut. The 32 MB/s
+        // cap makes each round seconds long, so even a guest starved of CPU on a loaded host dirties pages meanwhile
+        // (without it, a round could fall into a moment the guest did not run, and the migration completed).
         var source = Source("test=dirty mb=128", "512M");
         var (dest, port) = Destination("test=dirty mb=128", "512M");
         using var watch = new VmmProcess.Watch(_socket);
-        Assert.True(Migrate(port, maxDowntimeMs: 1).GetProperty("ok").GetBoolean());
+        Assert.True(Migrate(port, maxDowntimeMs: 1, maxBandwidthMBps: 32).GetProperty("ok").GetBoolean());
         Assert.NotNull(watch.Until(TimeSpan.FromSeconds(60), "migration"));
         _net.CutLink();
         var failed = watch.Until(TimeSpan.FromSeconds(60), "migrated", "migration-failed");
@@ -138,7 +140,7 @@ public sealed partial class MigrationGuestTests(ITestOutputHelper log) : IDispos
         var source = Source("test=dirty mb=128", "512M");
         var (dest, port) = Destination("test=dirty mb=128", "512M");
         using var watch = new VmmProcess.Watch(_socket);
-        Assert.True(Migrate(port, maxDowntimeMs: 1).GetProperty("ok").GetBoolean());
+        Assert.True(Migrate(port, maxDowntimeMs: 1, maxBandwidthMBps: 32).GetProperty("ok").GetBoolean());
         Assert.NotNull(watch.Until(TimeSpan.FromSeconds(60), "migration"));
         dest.Kill();
         var failed = watch.Until(TimeSpan.FromSeconds(30), "migrated", "migration-failed");
@@ -152,7 +154,7 @@ public sealed partial class MigrationGuestTests(ITestOutputHelper log) : IDispos
         var source = Source("test=dirty mb=128", "512M");
         var (dest, port) = Destination("test=dirty mb=128", "512M");
         using var watch = new VmmProcess.Watch(_socket);
-        Assert.True(Migrate(port, maxDowntimeMs: 1).GetProperty("ok").GetBoolean());
+        Assert.True(Migrate(port, maxDowntimeMs: 1, maxBandwidthMBps: 32).GetProperty("ok").GetBoolean());
         Assert.NotNull(watch.Until(TimeSpan.FromSeconds(60), "migration"));
         Assert.True(VmmProcess.Control(_socket, "{\"cmd\":\"migrate-abort\"}").GetProperty("ok").GetBoolean());
         var failed = watch.Until(TimeSpan.FromSeconds(30), "migrated", "migration-failed");

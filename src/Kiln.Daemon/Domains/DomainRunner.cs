@@ -152,11 +152,11 @@ public sealed class DomainRunner : IDisposable
         var reply = await VmmLauncher.ReadReplyAsync(child, TimeSpan.FromSeconds(30));
         if (reply is not { Ok: true })
         {
-            string log = ReadFrom(logPath, logStart).Trim();
+            string log = VmmEndings.ReadFrom(logPath, logStart).Trim();
             if (reply is null)
                 await WaitBrieflyAsync(child);
             string why = reply?.Error ?? (child.HasExited
-                ? $"the VMM exited at start (status {child.ExitCode}): {LastLine(log)}"
+                ? $"the VMM exited at start (status {child.ExitCode}): {VmmEndings.LastLine(log)}"
                 : "the VMM did not answer its launch within 30 s");
             if (!child.HasExited)
                 child.Kill();
@@ -216,18 +216,7 @@ public sealed class DomainRunner : IDisposable
         }
         child.Dispose();
         domain.Child = null;
-        string last = LastLine(ReadFrom(logPath, logStart));
-        string why = last.StartsWith("kiln: ", StringComparison.Ordinal) ? last["kiln: ".Length..] : "";
-        var (state, reason) = status switch
-        {
-            0 when why.StartsWith("PowerOff: ", StringComparison.Ordinal) => (DomainState.ShutOff, "shutdown: " + why["PowerOff: ".Length..]),
-            0 when why.StartsWith("Reset: ", StringComparison.Ordinal) => (DomainState.ShutOff, "shutdown: guest reset (on_reboot=destroy)"),
-            0 => (DomainState.ShutOff, "shutdown: the guest stopped right after its start"),
-            > 128 => (DomainState.Crashed, $"the VMM process died (signal {status - 128})"),
-            null => (DomainState.Crashed, "the VMM stopped answering right after its start"),
-            _ when why.StartsWith("DebugExit: ", StringComparison.Ordinal) => (DomainState.ShutOff, $"guest exited with status {status}"),
-            _ => (DomainState.Crashed, why.Length > 0 ? why : $"the VMM exited with status {status}"),
-        };
+        var (state, reason) = VmmEndings.FromEarlyExit(status, VmmEndings.LastLine(VmmEndings.ReadFrom(logPath, logStart)));
         MarkEnded(domain, state, reason);
         return () => _events.Publish(domain.Definition.Name, state == DomainState.Crashed ? "crashed" : "stopped", reason);
     }
@@ -242,19 +231,6 @@ public sealed class DomainRunner : IDisposable
         catch (OperationCanceledException)
         {
         }
-    }
-
-    private static string ReadFrom(string path, long offset)
-    {
-        using var f = File.OpenRead(path);
-        f.Seek(offset, SeekOrigin.Begin);
-        return new StreamReader(f).ReadToEnd();
-    }
-
-    private static string LastLine(string text)
-    {
-        var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        return lines.Length == 0 ? "(no output)" : lines[^1];
     }
 
     /// <summary>Subscribes to the VMM's events and returns its status; the watch runs until the VMM ends.</summary>
@@ -338,35 +314,14 @@ public sealed class DomainRunner : IDisposable
         if (_disposed)
             return;
         string? how = status is null ? null : status > 128 ? $"signal {status - 128}" : $"status {status}";
-        DomainState state;
-        string reason;
-        if (exit is null && status == 0)
-        {
-            // A clean exit whose announcement never arrived is still not a crash.
-            state = DomainState.ShutOff;
-            reason = "shutdown: the VMM exited cleanly without saying why";
-        }
-        else if (exit is null)
-        {
-            state = DomainState.Crashed;
-            reason = how is null ? "the VMM process died without reporting an exit" : $"the VMM process died ({how})";
-        }
-        else
-        {
-            (state, reason) = exit.Kind switch
-            {
-                "PowerOff" => (DomainState.ShutOff, "shutdown: " + exit.Message),
-                "Reset" => (DomainState.ShutOff, "shutdown: guest reset (on_reboot=destroy)"),
-                "DebugExit" => (DomainState.ShutOff, $"guest exited with status {exit.Code}"),
-                "UserStop" => (DomainState.ShutOff, domain.Stopping ? "destroyed" : exit.Message ?? "stopped"),
-                "Migrated" => (DomainState.ShutOff, exit.Message ?? "migrated"),
-                _ => (DomainState.Crashed, $"{exit.Kind}: {exit.Message}"),
-            };
-        }
+        var (state, reason) = VmmEndings.FromExit(exit, how, status, domain.Stopping);
         if (IncomingEnded?.Invoke(domain, exit?.Message ?? how) == true)
             return;
-        MarkEnded(domain, state, reason);
+        // The event goes out before Ended completes: whoever waits for the end (destroy, shutdown) answers its client
+        // only after the event is on its way to the subscribers.
+        MarkEnded(domain, state, reason, signalEnded: false);
         _events.Publish(name, state == DomainState.Crashed ? "crashed" : domain.Stopping ? "destroyed" : "stopped", reason);
+        domain.Ended.TrySetResult();
         if (state == DomainState.Crashed && domain.Definition.OnCrash == "restart" && !domain.Removed)
         {
             await Task.Delay(500);
@@ -381,7 +336,7 @@ public sealed class DomainRunner : IDisposable
         }
     }
 
-    internal void MarkEnded(ManagedDomain domain, DomainState state, string reason)
+    internal void MarkEnded(ManagedDomain domain, DomainState state, string reason, bool signalEnded = true)
     {
         string name = domain.Definition.Name;
         if (domain.Runtime is { } rt)
@@ -410,7 +365,8 @@ public sealed class DomainRunner : IDisposable
             _store.DeleteRuntime(name);
             _store.SaveLastExit(name, new LastExitRecord { State = state.Name(), Reason = reason });
         }
-        domain.Ended.TrySetResult();
+        if (signalEnded)
+            domain.Ended.TrySetResult();
     }
 
     public void Dispose()

@@ -6,7 +6,8 @@ namespace Kiln.Devices.Legacy;
 /// <summary>An 8042 keyboard controller with a keyboard attached and no aux (mouse) port: enough for a guest to
 /// probe it, for the classic reset paths (command 0xFE, output-port bit 0) and for injecting Ctrl-Alt-Del.
 /// The two ports are not adjacent (0x61 belongs to the PIT/speaker), so register <see cref="DataPort"/> at 0x60 and
-/// <see cref="CommandPort"/> at 0x64, each with length 1.</summary>
+/// <see cref="CommandPort"/> at 0x64, each with length 1.
+/// One file over 400 lines on purpose: the controller's command set, its output buffer and the keyboard behind it are one state machine with one saved state.</summary>
 /// <remarks>
 /// Output model: controller replies and keyboard bytes wait in two small queues and move one at a time into the
 /// output buffer. Keyboard bytes wait while the keyboard interface is disabled (command byte bit 4); controller

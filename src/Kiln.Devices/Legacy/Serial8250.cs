@@ -6,7 +6,8 @@ namespace Kiln.Devices.Legacy;
 /// <summary>A 16550A-compatible UART (the PC's COM ports). Register it at its base port with length
 /// <see cref="PortCount"/>. Transmission is instantaneous: a byte written to THR goes straight to the
 /// <see cref="ISerialOutput"/>, so THR and the transmitter always read as empty. Input arrives through
-/// <see cref="EnqueueInput"/> from a console thread into a 64-byte receive FIFO (1 byte while FIFOs are off).</summary>
+/// <see cref="EnqueueInput"/> from a console thread into a 64-byte receive FIFO (1 byte while FIFOs are off).
+/// One file over 400 lines on purpose: the 16550A register file, its FIFOs and interrupt identification are one state machine (as in QEMU's serial.c), with its saved state.</summary>
 /// <remarks>The interrupt output is not gated by MCR.OUT2 (as on a PC motherboard): like other VMMs we let the
 /// guest's IER alone decide, which is what Linux and the BIOS-less boot path expect.</remarks>
 public sealed class Serial8250 : IBusDevice, IStateful, ISerialInput

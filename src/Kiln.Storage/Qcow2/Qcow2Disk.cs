@@ -8,7 +8,8 @@ namespace Kiln.Storage.Qcow2;
 /// written in batches (<see cref="DeferredMappings"/>): at a flush, when <see cref="CommitThreshold"/> are waiting,
 /// <see cref="CommitDelay"/> after the first one, and at dispose. So an allocating write costs no fsync of its own,
 /// and a crash loses at most writes the guest had not flushed (their clusters leak). All public calls hold one
-/// lock.</summary>
+/// lock.
+/// One file over 400 lines on purpose: the read path, the allocating write path and the metadata commit order are one crash-consistency argument that reads best in one place.</summary>
 public sealed class Qcow2Disk : IDiskBackend, IAllocationMap
 {
     private readonly object _gate = new();

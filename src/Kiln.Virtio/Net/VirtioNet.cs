@@ -11,7 +11,8 @@ namespace Kiln.Virtio.Net;
 /// guest), queue 1 transmits. Frames keep their 12-byte virtio_net_hdr_v1 end to end, so checksum and segmentation
 /// offloads pass straight through to a tap. A receive frame is held (never spun on) until the driver posts enough
 /// buffers; a transmit chain that breaks the protocol puts the device into DEVICE_NEEDS_RESET. When the backend has a
-/// pollable descriptor, the device's worker waits for it too and wakes straight on incoming frames.</summary>
+/// pollable descriptor, the device's worker waits for it too and wakes straight on incoming frames.
+/// One file over 400 lines on purpose: both queues share the backend, the stash and the offload state under one lock discipline; the receive and transmit paths are split into methods here rather than files so that discipline stays visible.</summary>
 public sealed class VirtioNet : VirtioDevice
 {
     public const ushort QueueSize = 256;

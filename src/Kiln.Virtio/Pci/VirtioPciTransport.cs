@@ -6,7 +6,8 @@ namespace Kiln.Virtio.Pci;
 /// <summary>The virtio-pci modern transport (virtio 1.x section 4.1): a PCI function with vendor 0x1AF4, device
 /// 0x1040+type, the virtio vendor capabilities (common, notify, ISR, device configuration) pointing into a 64-bit memory
 /// BAR, and an MSI-X capability (one vector per queue plus one for configuration changes) whose table and PBA live in
-/// the same BAR. Without MSI-X the function interrupts through INTx (pin A) on <see cref="Gsi"/>.</summary>
+/// the same BAR. Without MSI-X the function interrupts through INTx (pin A) on <see cref="Gsi"/>.
+/// One file over 400 lines on purpose: the common, notify, ISR and device-config windows, MSI-X and the PCI capability list are one register file whose offsets must agree, and its saved state covers all of them.</summary>
 public sealed class VirtioPciTransport : PciFunction, IVirtioTransport, IStateful, IDisposable
 {
     private readonly IVirtioInterrupts _interrupts;
