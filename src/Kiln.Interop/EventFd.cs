@@ -22,6 +22,7 @@ public static unsafe partial class EventFd
     public static void Signal(FileDescriptor fd)
     {
         ulong one = 1;
+        // SAFETY: an eventfd write takes exactly 8 bytes, and `one` is an 8-byte local.
         if (Libc.write(fd.Number, (byte*)&one, 8) != 8)
             SystemCallException.ThrowLast("eventfd write");
     }
@@ -30,6 +31,7 @@ public static unsafe partial class EventFd
     public static ulong Consume(FileDescriptor fd)
     {
         ulong value;
+        // SAFETY: an eventfd read fills exactly 8 bytes, and `value` is an 8-byte local.
         nint n = Libc.read(fd.Number, (byte*)&value, 8);
         if (n == 8)
             return value;

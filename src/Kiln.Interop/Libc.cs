@@ -40,6 +40,7 @@ public static unsafe partial class Libc
     /// <summary>Writes the whole buffer, retrying on EINTR and short writes.</summary>
     public static void WriteAll(int fd, ReadOnlySpan<byte> data)
     {
+        // SAFETY: write(2) reads at most data.Length - done bytes from p + done, inside the pinned span.
         fixed (byte* p = data)
         {
             int done = 0;
@@ -60,6 +61,7 @@ public static unsafe partial class Libc
     /// <summary>One read; returns 0 at end of file, retries EINTR.</summary>
     public static int Read(int fd, Span<byte> buffer)
     {
+        // SAFETY: read(2) writes at most buffer.Length bytes at p, the pinned span.
         fixed (byte* p = buffer)
         {
             while (true)

@@ -16,6 +16,7 @@ public static unsafe partial class Mman
     public const int MADV_HUGEPAGE = 14;
     public const int MADV_DONTDUMP = 16;
 
+    // SAFETY: MAP_FAILED, only ever compared with mmap's result, never dereferenced.
     private static readonly void* MapFailed = (void*)-1;
 
     [LibraryImport("libc", SetLastError = true)]

@@ -24,6 +24,7 @@ public static unsafe partial class Poll
     /// <summary>poll(2); returns the number of ready entries (0 on timeout or EINTR).</summary>
     public static int Wait(Span<PollFd> fds, int timeoutMs)
     {
+        // SAFETY: fds is pinned for the call; see the kernel's bound below.
         fixed (PollFd* p = fds)
         {
             // SAFETY: the kernel writes only the revents of the fds.Length entries we pass.

@@ -108,6 +108,7 @@ public static unsafe partial class TapFrameIo
     private static nint Transfer(int fd, scoped in FramePieces f, bool write)
     {
         // Pinned for the call: guest RAM never moves, but a piece may be a managed array (the copied header).
+        // SAFETY: the pieces are pinned; each iovec below is built from a piece and its own length.
         fixed (byte* p0 = f[0], p1 = f[1], p2 = f[2], p3 = f[3])
         {
             VectorIo.IoVec* iov = stackalloc VectorIo.IoVec[FramePieces.Capacity];

@@ -25,6 +25,7 @@ public static unsafe partial class Terminal
     {
         var saved = new byte[TermiosSize];
         var raw = new byte[TermiosSize];
+        // SAFETY: tcgetattr/tcsetattr use one struct termios, and both buffers are TermiosSize (>= sizeof(struct termios)).
         fixed (byte* s = saved)
         fixed (byte* r = raw)
         {
@@ -40,6 +41,7 @@ public static unsafe partial class Terminal
 
     public static void Restore(int fd, byte[] saved)
     {
+        // SAFETY: tcsetattr reads one struct termios from a TermiosSize buffer.
         fixed (byte* s = saved)
             _ = tcsetattr(fd, TCSANOW, s);
     }

@@ -45,6 +45,7 @@ public static unsafe partial class VectorIo
         {
             int count = Math.Min(entries.Length - first, MaxPerCall);
             nint n;
+            // SAFETY: writev/readv read `count` iovecs from p (count <= entries.Length - first); the buffers they name are the caller's, checked when the entries were built.
             fixed (IoVec* p = &entries[first])
                 n = write ? writev(fd, p, count) : readv(fd, p, count);
             if (n < 0)
@@ -68,6 +69,7 @@ public static unsafe partial class VectorIo
             }
             if (left > 0)
             {
+                // SAFETY: left < entries[first].Length (the loop above), so the base stays inside that entry's buffer.
                 entries[first].Base = (byte*)entries[first].Base + left;
                 entries[first].Length -= left;
             }

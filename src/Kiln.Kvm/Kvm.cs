@@ -67,6 +67,7 @@ public sealed unsafe class Kvm : IDisposable
         for (int capacity = 128; capacity <= 4096; capacity *= 2)
         {
             var buffer = new byte[8 + capacity * sizeof(KvmCpuidEntry2)];
+            // SAFETY: the ioctl writes at most the size the header at p announces, which is buffer's own length.
             fixed (byte* p = buffer)
             {
                 *(uint*)p = (uint)capacity;
@@ -90,6 +91,7 @@ public sealed unsafe class Kvm : IDisposable
         for (int capacity = 256; capacity <= 16384; capacity *= 2)
         {
             var buffer = new uint[1 + capacity];
+            // SAFETY: KVM_GET_MSR_INDEX_LIST writes at most nmsrs (the count at p, set from buffer's length) indices after it.
             fixed (uint* p = buffer)
             {
                 p[0] = (uint)capacity;

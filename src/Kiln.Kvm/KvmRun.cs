@@ -24,6 +24,7 @@ public readonly unsafe ref struct KvmRun
         _size = size;
     }
 
+    // SAFETY: every accessor reads at a fixed offset inside kvm_run's mapping (KVM_GET_VCPU_MMAP_SIZE bytes, more than any offset here + 8); the I/O data offset comes from KVM itself.
     public KvmExitReason ExitReason => (KvmExitReason)Unsafe.ReadUnaligned<uint>(_run + ExitReasonOffset);
 
     // io: direction u8, size u8, port u16, count u32, data_offset u64

@@ -41,6 +41,7 @@ public sealed unsafe class Vcpu : IDisposable
         Volatile.Write(ref _run[KvmRun.ImmediateExitOffset], value ? (byte)1 : (byte)0);
 
     public KvmRegs GetRegs() { KvmRegs r; KvmIoctl.Call(_fd, KvmIoctls.GetRegs, &r, "KVM_GET_REGS"); return r; }
+    // SAFETY: each KVM_SET_* below reads exactly one struct of the pinned argument's type, which mirrors <linux/kvm.h> (checked by KvmAbiTests).
     public void SetRegs(in KvmRegs regs) { fixed (KvmRegs* p = &regs) KvmIoctl.Call(_fd, KvmIoctls.SetRegs, p, "KVM_SET_REGS"); }
 
     public KvmSregs GetSregs() { KvmSregs s; KvmIoctl.Call(_fd, KvmIoctls.GetSregs, &s, "KVM_GET_SREGS"); return s; }
@@ -80,6 +81,7 @@ public sealed unsafe class Vcpu : IDisposable
     public void SetCpuid(ReadOnlySpan<KvmCpuidEntry2> entries)
     {
         var buffer = new byte[8 + entries.Length * sizeof(KvmCpuidEntry2)];
+        // SAFETY: the ioctl reads/writes the header at p plus the entries it announces, all within buffer.
         fixed (byte* p = buffer)
         {
             *(uint*)p = (uint)entries.Length;
@@ -103,6 +105,7 @@ public sealed unsafe class Vcpu : IDisposable
     private int MsrIoctl(Span<KvmMsrEntry> entries, ulong request, string name)
     {
         var buffer = new byte[8 + entries.Length * sizeof(KvmMsrEntry)];
+        // SAFETY: the ioctl reads/writes the header at p plus the entries it announces, all within buffer.
         fixed (byte* p = buffer)
         {
             *(uint*)p = (uint)entries.Length;

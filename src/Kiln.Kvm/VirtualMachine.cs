@@ -110,6 +110,7 @@ public sealed unsafe class VirtualMachine : IDisposable
     /// <summary>Fills a bitmap (one bit per 4 KiB page of the slot) with the pages dirtied since the last call.</summary>
     public void GetDirtyLog(uint slot, Span<ulong> bitmap)
     {
+        // SAFETY: KVM_GET_DIRTY_LOG writes one bit per page of the slot, and bitmap was sized for the slot's pages.
         fixed (ulong* p = bitmap)
         {
             var log = new KvmDirtyLog { Slot = slot, DirtyBitmap = (ulong)p };

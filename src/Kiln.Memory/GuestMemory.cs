@@ -174,6 +174,7 @@ public sealed class GuestMemory : IDisposable
     {
         int size = Unsafe.SizeOf<T>();
         if (TryLocate(address, size, out int region))
+            // SAFETY: Slice checked that [address, address + size) lies in the region; ReadUnaligned reads exactly size bytes there.
             return Unsafe.ReadUnaligned<T>(ref MemoryMarshal.GetReference(_regions[region].Slice(address, size)));
         Span<byte> buffer = stackalloc byte[size]; // across regions (or out of RAM, which Read reports)
         Read(address, buffer);
@@ -188,6 +189,7 @@ public sealed class GuestMemory : IDisposable
         int size = Unsafe.SizeOf<T>();
         if (TryLocate(address, size, out int region))
         {
+            // SAFETY: Slice checked that [address, address + size) lies in the region; WriteUnaligned writes exactly size bytes there.
             Unsafe.WriteUnaligned(ref MemoryMarshal.GetReference(_regions[region].Slice(address, size)), value);
             _writeLog?.Mark(region, address.Value - _regions[region].Start.Value, (ulong)size);
             return;

@@ -16,6 +16,7 @@ public sealed unsafe class GuestRegion : IDisposable
         Size = size;
         // NORESERVE: guest RAM is committed page by page as the guest touches it, which keeps the VMM's RSS
         // proportional to what the guest uses.
+        // SAFETY: the mapping is `size` bytes; every access goes through Slice/Span, which check offsets against Size; unmapped on Dispose.
         _host = (byte*)Mman.Map((nuint)size, Mman.PROT_READ | Mman.PROT_WRITE,
             Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_NORESERVE);
     }
@@ -31,6 +32,7 @@ public sealed unsafe class GuestRegion : IDisposable
             throw new GuestMemoryException($"file offset {fileOffset} of region {start} is not 4 KiB aligned");
         Start = start;
         Size = size;
+        // SAFETY: a private file mapping of `size` bytes; accesses are bounds-checked as for anonymous RAM; unmapped on Dispose.
         _host = (byte*)Mman.Map((nuint)size, Mman.PROT_READ | Mman.PROT_WRITE, Mman.MAP_PRIVATE | Mman.MAP_NORESERVE,
             fd, fileOffset);
         IsFileBacked = true;
