@@ -35,7 +35,7 @@ public static class DomainCommands
     ];
 
     private static Verb Domain(string name, string synopsis, string summary) =>
-        new(name, VerbTable.Domain, $"{synopsis,-34} {summary}", (args, globals) => Execute(name, args, globals), Connects: true, Help: () => Help);
+        Verb.InFamily(VerbTable.Domain, name, synopsis, summary, Execute, connects: true, Help);
 
     public const string Help = """
         virsh-style commands (they talk to 'kiln daemon'; -c unix:///PATH or -c tcp://HOST:PORT, default
@@ -87,8 +87,7 @@ public static class DomainCommands
             double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double t) && t >= 0
                 ? t : throw new UsageException($"{verb}: --timeout needs a number of seconds"));
 
-    private static string Need(Args a, int index, string what, string verb) =>
-        index < a.Positional.Count ? a.Positional[index] : throw new UsageException($"{verb}: {what} is required");
+    private static string Need(Args a, int index, string what, string verb) => Verb.Need(a.Positional, index, what, verb);
 
     public static int Execute(string verb, IReadOnlyList<string> raw, GlobalOptions globals)
     {

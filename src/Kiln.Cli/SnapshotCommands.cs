@@ -22,8 +22,7 @@ public static class SnapshotCommands
     ];
 
     private static Verb Snapshot(string name, string synopsis, string summary) =>
-        new(name, VerbTable.Snapshot, $"{synopsis,-34} {summary}", (args, globals) => Execute(name, args, globals),
-            Connects: name != "snapshot-verify", Help: () => Help);
+        Verb.InFamily(VerbTable.Snapshot, name, synopsis, summary, Execute, connects: name != "snapshot-verify", Help);
 
     public const string Help = """
         snapshot commands (through 'kiln daemon', -c URI as for the domain verbs; --json for scripts):
@@ -60,8 +59,7 @@ public static class SnapshotCommands
         return ExecuteAsync(verb, a, client).GetAwaiter().GetResult();
     }
 
-    private static string Need(Args a, int index, string what, string verb) =>
-        index < a.Positional.Count ? a.Positional[index] : throw new UsageException($"{verb}: {what} is required");
+    private static string Need(Args a, int index, string what, string verb) => Verb.Need(a.Positional, index, what, verb);
 
     private static string Escape(string name) => Uri.EscapeDataString(name);
 
