@@ -49,12 +49,12 @@ public sealed class GlobalOptions
 /// <summary>One `kiln` verb: its name, the group its help is listed in, a one-line summary, its handler, and
 /// whether it talks to a daemon (then -c/--connect is its option).</summary>
 public sealed record Verb(string Name, string Group, string Summary, Func<IReadOnlyList<string>, GlobalOptions, int> Run,
-    bool Connects = false, Func<string>? Help = null, bool Hidden = false)
+    bool Connects = false, Func<string>? Help = null, bool Hidden = false, string Synopsis = "")
 {
     /// <summary>A verb of a family that shares one handler and one help text; its summary lines up its synopsis.</summary>
     public static Verb InFamily(string group, string name, string synopsis, string summary,
         Func<string, IReadOnlyList<string>, GlobalOptions, int> execute, bool connects, string help) =>
-        new(name, group, $"{synopsis,-34} {summary}", (args, globals) => execute(name, args, globals), connects, () => help);
+        new(name, group, summary, (args, globals) => execute(name, args, globals), connects, () => help, Synopsis: synopsis);
 
     /// <summary>The positional argument at <paramref name="index"/>, or a usage error naming it.</summary>
     public static string Need(IReadOnlyList<string> positional, int index, string what, string verb) =>

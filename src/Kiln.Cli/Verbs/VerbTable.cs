@@ -21,9 +21,10 @@ public static class VerbTable
 
     public static Verb? Find(string name) => All.FirstOrDefault(v => v.Name == name);
 
-    /// <summary>The help of one group of verbs, from the table.</summary>
+    /// <summary>The help of one group of verbs, from the table (formatted only when asked: start-up pays nothing).</summary>
     public static string GroupHelp(string group, string heading) =>
-        heading + "\n" + string.Join('\n', All.Where(v => v.Group == group && !v.Hidden).Select(v => $"  {v.Name,-18} {v.Summary}"));
+        heading + "\n" + string.Join('\n', All.Where(v => v.Group == group && !v.Hidden)
+            .Select(v => $"  {v.Name,-18} {(v.Synopsis.Length > 0 ? $"{v.Synopsis,-34} " : "")}{v.Summary}"));
 
     private static int PrintVersion()
     {

@@ -25,7 +25,7 @@ public static class VmmHost
 
     private static int Start(VmmLaunch launch, ILaunchReporter reporter)
     {
-        Virtio.VirtioLog.Logger = new DeferredLogger("Kiln.Virtio");
+        Virtio.VirtioLog.Source = VirtioLogger;
         var spec = VmSpecValidator.Check(launch.Spec);
         if (spec.Source?.Restore is { } restore)
             return Restore(launch, restore, reporter);
@@ -80,17 +80,5 @@ public static class VmmHost
         }
     }
 
-    /// <summary>A logger that makes the process's logger factory only when a device first has something to say.</summary>
-    private sealed class DeferredLogger(string category) : Microsoft.Extensions.Logging.ILogger
-    {
-        private Microsoft.Extensions.Logging.ILogger Inner => KilnLog.Factory.CreateLogger(category);
-
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
-
-        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId,
-            TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            Inner.Log(logLevel, eventId, state, exception, formatter);
-    }
+    private static Microsoft.Extensions.Logging.ILogger VirtioLogger() => KilnLog.Factory.CreateLogger("Kiln.Virtio");
 }
