@@ -147,11 +147,14 @@ public sealed class DomainRegistry(DomainStore store, EventHub events)
             : $"disk {target} detached";
     }
 
+    /// <summary>Drops a definition made only for an incoming migration that failed (no event: it was never the
+    /// user's). The index is republished too, so list no longer shows it.</summary>
     public void Forget(ManagedDomain domain)
     {
         lock (_lock)
         {
             _domains.Remove(domain.Definition.Name);
+            Reindex();
             domain.Removed = true;
         }
         _store.Delete(domain.Definition.Name);
