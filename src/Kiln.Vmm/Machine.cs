@@ -129,7 +129,7 @@ public sealed class Machine : IMachineControl, IDisposable
 
     private void AddVirtioDevices(ISerialOutput console)
     {
-        VirtioLog.Sink = KilnLog.Warn;
+        RateLimitedLog.Sink = KilnLog.Warn; // guest-triggered lines: device faults, refused MSIs, broken drivers
         _virtio = new VirtioWiring(_vm, Pio, Mmio, Config.Transport, _devices.Add);
         for (int i = 0; i < Config.Disks.Count; i++)
         {

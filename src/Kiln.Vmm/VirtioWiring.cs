@@ -65,7 +65,7 @@ internal sealed class VirtioWiring : IDisposable
             if (index >= MmioGsis.Length)
                 throw new ArgumentException($"at most {MmioGsis.Length} virtio-mmio devices are supported");
             uint gsi = MmioGsis[index];
-            interrupts = KvmVirtioInterrupts.WithIrqfd(_vm, gsi);
+            interrupts = KvmVirtioInterrupts.WithIrqfd(_vm, gsi, name);
             var transport = new VirtioMmioTransport(device, interrupts, MmioBase + (ulong)index * MmioStride, gsi);
             _mmio.Register(transport.BaseAddress, VirtioMmioTransport.WindowSize, transport, $"virtio-mmio {name}");
             _owned.Add(transport);
@@ -77,7 +77,7 @@ internal sealed class VirtioWiring : IDisposable
         {
             int slot = index + 1; // slot 0 is the host bridge; devices take the next slots in order
             uint gsi = PciInterruptRouting.GsiForSlot(slot);
-            interrupts = KvmVirtioInterrupts.WithIrqfd(_vm, gsi);
+            interrupts = KvmVirtioInterrupts.WithIrqfd(_vm, gsi, name);
             var transport = new VirtioPciTransport(device, interrupts, gsi);
             if (_bridge!.Attach(transport) != slot)
                 throw new InvalidOperationException($"{name} landed in another PCI slot than {slot}, so its INTx GSI would not match the DSDT");

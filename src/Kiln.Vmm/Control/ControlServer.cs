@@ -111,7 +111,7 @@ public sealed class ControlServer : IDisposable
                 }
                 if (request is null)
                     continue;
-                var response = Handle(request);
+                var response = HandleContained(request);
                 Send(client, response);
                 if (!response.Ok)
                     continue;
@@ -149,6 +149,23 @@ public sealed class ControlServer : IDisposable
         {
             if (!keep)
                 client.Dispose();
+        }
+    }
+
+    /// <summary>A request's handler reads device and vCPU state a guest shaped (saving a snapshot, statistics,
+    /// pressing the power button); whatever it throws becomes this client's error reply and a log line, never an
+    /// unhandled exception on the control thread.</summary>
+    private ControlResponse HandleContained(ControlRequest request)
+    {
+        try
+        {
+            return Handle(request);
+        }
+        catch (Exception e)
+        {
+            KilnLog.Warn($"control: {request.Command} failed: {e.GetType().Name}: {e.Message}");
+            KilnLog.Debug(e.ToString());
+            return Fail($"{request.Command} failed: {e.Message}");
         }
     }
 
