@@ -16,6 +16,7 @@ public sealed class RateLimitedLog
     public static Action<string> Sink { get; set; } = line => Console.Error.WriteLine("kiln: warning: " + line);
 
     private readonly TimeProvider _time;
+    private readonly Action<string>? _sink;
     private readonly long _intervalTicks;
     private readonly Lock _lock = new();
     private long _windowStart;
@@ -23,8 +24,11 @@ public sealed class RateLimitedLog
     private long _suppressed;
     private long _suppressedTotal;
 
-    public RateLimitedLog(int burst = DefaultBurst, TimeSpan? interval = null, TimeProvider? time = null)
+    /// <param name="sink">Where this site's lines go instead of <see cref="Sink"/> (tests).</param>
+    public RateLimitedLog(int burst = DefaultBurst, TimeSpan? interval = null, TimeProvider? time = null,
+        Action<string>? sink = null)
     {
+        _sink = sink;
         ArgumentOutOfRangeException.ThrowIfLessThan(burst, 1);
         Burst = burst;
         Interval = interval ?? DefaultInterval;
@@ -73,7 +77,7 @@ public sealed class RateLimitedLog
             message += $" ({leftOut} similar line{(leftOut == 1 ? "" : "s")} left out)";
         try
         {
-            Sink(message);
+            (_sink ?? Sink)(message);
         }
         catch (Exception)
         {

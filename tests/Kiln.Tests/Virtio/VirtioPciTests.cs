@@ -296,6 +296,61 @@ public sealed class VirtioPciTests : IDisposable
     }
 
     [Fact]
+    public void InterruptsThatCannotBeSentCostTheDeviceNotTheVcpu()
+    {
+        // A used-buffer MSI that fails while the queue is processed (inline here: no worker), and the
+        // configuration-change MSI of the resulting NEEDS_RESET failing too: nothing escapes the notify write.
+        ulong bar = EnableDecoding();
+        var msixCap = Capabilities(1).Single(c => c.Id == 0x11).Offset;
+        ConfigWrite(1, msixCap + 2, 0x8000, 2);
+        foreach (ulong entry in new ulong[] { 0x4000, 0x4010 })
+        {
+            MmioWrite(bar + entry, 0xFEE0_F000, 4);
+            MmioWrite(bar + entry + 8, 0x31, 4);
+            MmioWrite(bar + entry + 12, 0, 4);
+        }
+        var q = BringUp(bar, msix: true);
+        _irq.Throw = true;
+        PostEntropyRequest(q, bar);
+        Assert.Equal(1, q.UsedIdx); // the request itself completed
+        Assert.Equal(VirtioStatus.DeviceNeedsReset, (byte)(Mmio(bar + 0x14, 1) & 0x40));
+        Assert.Equal(0, _mmio.DeviceFaults);
+    }
+
+    [Fact]
+    public void AnMsiFailingOnATableWriteIsContainedByTheBus()
+    {
+        // Unmasking a pending vector sends it from the vCPU's MSI-X table write: the bus drops the faulting access
+        // and the function's device needs a reset.
+        ulong bar = EnableDecoding();
+        var msixCap = Capabilities(1).Single(c => c.Id == 0x11).Offset;
+        ConfigWrite(1, msixCap + 2, 0x8000, 2);
+        MmioWrite(bar + 0x4000, 0xFEE0_F000, 4);
+        MmioWrite(bar + 0x4008, 0x31, 4); // vector 0 stays masked
+        var q = BringUp(bar, msix: true);
+        PostEntropyRequest(q, bar);
+        Assert.Equal(1UL, Mmio(bar + 0x5000, 4) & 1); // pending
+        _irq.Throw = true;
+        MmioWrite(bar + 0x400C, 0, 4);
+        Assert.Equal(1, _mmio.DeviceFaults);
+        Assert.True(_rng.Device.NeedsReset);
+        _irq.Throw = false;
+        MmioWrite(bar + 0x14, 0, 1); // a reset brings it back
+        Assert.False(_rng.Device.NeedsReset);
+    }
+
+    [Fact]
+    public void NotifyRegionsStayInsideTheBridgeWindow()
+    {
+        ulong bar = EnableDecoding();
+        Assert.Equal(bar + 0x3000, _rng.NotifyRegions.Single().Address);
+        ConfigWrite(1, 0x10, 0xF000_0000); // above the window: not decoded, so no ioeventfd either
+        Assert.Empty(_rng.NotifyRegions);
+        ConfigWrite(1, 0x10, (uint)bar);
+        Assert.Single(_rng.NotifyRegions);
+    }
+
+    [Fact]
     public void StateRoundTrip()
     {
         ulong bar = EnableDecoding();
