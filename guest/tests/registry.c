@@ -36,7 +36,7 @@ static const struct {
     { "ptwrite", test_ptwrite, "[seconds=2] [kinds=all|mov|movsb|sse|avx|avx512]" },
     { "xstate", test_xstate, "[cpus=1|2]" },
     { "port-sweep", test_port_sweep, "[ring3=1] [first=P] [last=P] [pm1a_cnt=PORT]" },
-    { "mmio-sweep", test_mmio_sweep, "[transport=pci|mmio]" },
+    { "mmio-sweep", test_mmio_sweep, "[transport=pci|mmio] [full=1]" },
 };
 
 int test_main(const char *cmdline)
