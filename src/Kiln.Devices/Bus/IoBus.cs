@@ -8,13 +8,13 @@ namespace Kiln.Devices.Bus;
 /// devices then need a reset). The vCPU thread goes on; a guest value never ends the VMM here.</para></summary>
 public sealed class IoBus(string name)
 {
-    private readonly record struct Range(ulong Base, ulong Length, IBusDevice Device, string Name);
+    /// <summary>A registered device, with its own log for faults (one faulting device cannot hide another's lines).</summary>
+    private readonly record struct Range(ulong Base, ulong Length, IBusDevice Device, string Name, RateLimitedLog FaultLog);
 
     private Range[] _ranges = [];
     private long _unhandledReads;
     private long _unhandledWrites;
     private long _deviceFaults;
-    private readonly RateLimitedLog _faultLog = new();
 
     public string Name { get; } = name;
 
@@ -36,7 +36,7 @@ public sealed class IoBus(string name)
                 throw new InvalidOperationException(
                     $"{Name}: {deviceName} at 0x{baseAddress:x}+{length} overlaps {r.Name} at 0x{r.Base:x}+{r.Length}");
         var list = _ranges.ToList();
-        list.Add(new Range(baseAddress, length, device, deviceName));
+        list.Add(new Range(baseAddress, length, device, deviceName, new RateLimitedLog()));
         _ranges = [.. list.OrderBy(r => r.Base)];
     }
 
@@ -85,7 +85,7 @@ public sealed class IoBus(string name)
     private void ContainFault(in Range range, ulong address, int length, string access, Exception fault)
     {
         Interlocked.Increment(ref _deviceFaults);
-        _faultLog.Write($"{Name}: {range.Name} failed on a {length}-byte {access} at 0x{address:x}: " +
+        range.FaultLog.Write($"{Name}: {range.Name} failed on a {length}-byte {access} at 0x{address:x}: " +
                         $"{fault.GetType().Name}: {fault.Message}; access dropped");
         if (range.Device is not IAccessFaultHandler handler)
             return;
@@ -95,7 +95,7 @@ public sealed class IoBus(string name)
         }
         catch (Exception e)
         {
-            _faultLog.Write($"{Name}: {range.Name} failed again while handling that fault: {e.GetType().Name}: {e.Message}");
+            range.FaultLog.Write($"{Name}: {range.Name} failed again while handling that fault: {e.GetType().Name}: {e.Message}");
         }
     }
 

@@ -303,11 +303,13 @@ public sealed class ControlServer : IDisposable
             {
                 result = Snapshot.VmSnapshot.Save(machine, request.File, _name);
             }
-            catch (Exception e) when (e is Snapshot.SnapshotException or IOException or UnauthorizedAccessException)
+            catch (Exception e)
             {
+                // Whatever failed (the file, or device state a guest shaped), the guest runs on as before.
                 if (!_paused)
                     machine.Resume();
-                return Fail(e.Message);
+                return Fail(e is Snapshot.SnapshotException or IOException or UnauthorizedAccessException
+                    ? e.Message : $"{request.Command} failed: {e.GetType().Name}: {e.Message}");
             }
             // A saved machine stays paused until Serve stops it, after sending this reply.
             if (save)
