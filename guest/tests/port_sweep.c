@@ -14,7 +14,10 @@
  * CONFIG_ADDRESS, it never reaches 0xCF9. Reads are never skipped. Afterwards COM1 is set back to 8N1 without
  * loopback (the sweep wrote its registers too) and the summary is printed; the debug-exit then reports the end.
  *
- * Options: ring3=1 runs the same loop at ring 3 (native speed); first=P last=P narrow the range.
+ * Options: first=P last=P narrow the range; ring3=1 runs the same loop at ring 3, where every access is checked
+ * against the TSS I/O bitmap, which ends at port 0xFFFF: a wider access there is a #GP, so ring 3 stops at
+ * 0xFFFC. On a PVM host ring 3 is no faster here (each in/out traps to KVM's emulator for that check: about 46 s
+ * for 0x1000..0xFFFC, against 17-28 s for the whole range at ring 0), hence ring 0 by default.
  */
 #include "tests.h"
 
@@ -111,6 +114,8 @@ int test_port_sweep(const char *cmdline)
     if (sweep.last > 0xFFFF)
         sweep.last = 0xFFFF;
     bool ring3 = arg_u64(cmdline, "ring3", 0) != 0;
+    if (ring3 && sweep.last > 0xFFFC)
+        sweep.last = 0xFFFC;
     printf("port sweep: ports 0x%x..0x%x, widths 1 2 4, at ring %d\n", sweep.first, sweep.last, ring3 ? 3 : 0);
     uint64_t start = rdtsc();
     if (ring3)
