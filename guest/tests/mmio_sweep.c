@@ -21,8 +21,8 @@
  *  4. PCI, with two functions A and B: A's BAR onto B's (A's notify address is taken: KVM_IOEVENTFD says
  *     EEXIST), B's onto guest RAM (RAM stays RAM), A used at B's old address (its notifications now exit to the
  *     VMM), B outside the bridge's window, then both back; both must work.
- *  5. Every device is reset, set up as a driver would and used once (blk: read sector 0; rng: 16 bytes; console:
- *     set up).
+ *  5. Every device is reset, set up as a driver would and used once (blk: read sector 0; rng: 16 bytes; console
+ *     and net: set up).
  */
 #include "tests.h"
 #include "virtio_blk.h"
@@ -324,7 +324,7 @@ static bool device_works(const char *cmdline, uint16_t type, unsigned nth)
     struct virtio_dev *d = virtio_alloc(sizeof(*d), 64);
     if (virtio_find(d, cmdline, type, nth) < 0)
         return false;
-    unsigned queues = type == VIRTIO_ID_CONSOLE ? 2 : 1;
+    unsigned queues = type == VIRTIO_ID_CONSOLE || type == VIRTIO_ID_NET ? 2 : 1;
     if (virtio_setup(d, 0, queues, 0) < 0)
         return false;
     if (type != VIRTIO_ID_RNG)
