@@ -7,10 +7,12 @@ namespace Kiln.Virtio.Kvm;
 /// <summary>The VMM's <see cref="IVirtioInterrupts"/> on KVM. The wired line is either an irqfd on the GSI (an eventfd
 /// write per interrupt, an edge as Firecracker does it for virtio-mmio) or KVM_IRQ_LINE (a true level that follows
 /// the interrupt status). MSI messages go through KVM_SIGNAL_MSI.
-/// <para>The MSI address and data are whatever the guest wrote into the MSI-X table, so KVM may refuse the message
-/// (no APIC has that destination: -1/EPERM; a malformed address: EINVAL). Like a PCI write that no one claims, such
-/// a message is dropped, counted and logged (rate-limited); the device and the VMM go on. The same holds for a
-/// failing line signal, which no guest value reaches but which must not end a device worker either.</para></summary>
+/// <para>The MSI address and data are whatever the guest wrote into the MSI-X table, so KVM may refuse the message:
+/// EINVAL for one it cannot route (an x2APIC-format address once that API is on, or no in-kernel irqchip), -1 (EPERM)
+/// when its slow delivery path matched no vCPU. (A physical destination no vCPU has is accepted and dropped by KVM
+/// itself.) Like a PCI write that no one claims, a refused message is dropped, counted and logged (rate-limited);
+/// the device and the VMM go on. The same holds for a failing line signal, which no guest value reaches but which
+/// must not end a device worker either.</para></summary>
 public sealed class KvmVirtioInterrupts : IVirtioInterrupts, IDisposable
 {
     private readonly VirtualMachine _vm;
