@@ -18,7 +18,7 @@ static const struct {
     { "poweroff", test_poweroff, "[pm1a_cnt=PORT]" },
     { "powerbutton", test_powerbutton, "[pm1a_evt=PORT] [pm1a_cnt=PORT]" },
     { "virtio-blk", test_virtio_blk,
-      "[transport=pci|mmio] [nread=N] [id=1] [write=1|ro=1 sector=S count=C] [flush=1] [bench=1 mib=M req=K ops=N] [hold=1]" },
+      "[transport=pci|mmio] [nread=N] [id=1] [write=1|ro=1 sector=S count=C] [hostile=1] [flush=1] [bench=1 mib=M req=K ops=N] [hold=1]" },
     { "virtio-rng", test_virtio_rng, "[transport=pci|mmio] bytes=N" },
     { "virtio-hostile", test_virtio_hostile,
       "case=oob-addr|loop|long-chain|bad-index|zero-len|huge-len|wrong-dir|avail-jump|indirect-oob [transport=...]" },
@@ -35,6 +35,8 @@ static const struct {
     { "ptrecycle", test_ptrecycle, "[cpus=2] [seconds=5] [pool=64] [checks=100] [entry=ud2|syscall] [io_every=N] [timer_us=N] [idle_every=N]" },
     { "ptwrite", test_ptwrite, "[seconds=2] [kinds=all|mov|movsb|sse|avx|avx512]" },
     { "xstate", test_xstate, "[cpus=1|2]" },
+    { "port-sweep", test_port_sweep, "[ring3=1] [first=P] [last=P] [pm1a_cnt=PORT]" },
+    { "mmio-sweep", test_mmio_sweep, "[transport=pci|mmio] [full=1]" },
 };
 
 int test_main(const char *cmdline)

@@ -31,5 +31,7 @@ int test_pvflush(const char *cmdline);
 int test_ptrecycle(const char *cmdline);
 int test_ptwrite(const char *cmdline);
 int test_xstate(const char *cmdline);
+int test_port_sweep(const char *cmdline);
+int test_mmio_sweep(const char *cmdline);
 
 #endif

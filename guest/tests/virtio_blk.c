@@ -4,7 +4,9 @@
  * (pattern to sector=S count=C, read back, compare), flush=1, ro=1 (a write must
  * fail with IOERR), bench=1 (mib=M sequential in req=K KiB, ops=N 4 KiB random;
  * with wbench=1 also the same sequential and random volume written; with qd=Q
- * the sequential reads are also run with Q requests in flight).
+ * the sequential reads are also run with Q requests in flight), hostile=1 (after
+ * write=1: a faulting port write and a malformed request, then the sectors read
+ * back after a reset).
  */
 #include "tests.h"
 #include "virtio_blk.h"
@@ -55,6 +57,39 @@ static int write_check(struct vblk *b, uint64_t sector, uint32_t count, uint8_t 
     }
     printf("virtio-blk: read-back ok, fnv1a 0x%lx\n", (unsigned long)fnv1a(buf, count * VBLK_SECTOR));
     return 0;
+}
+
+/*
+ * hostile=1 (after write=1, no flush): the guest turns hostile while its writes may still sit in the VMM's
+ * deferred image metadata. A 1-byte write to reserved ACPI PM offset 7 (port 0x607 on Kiln; once a VMM abort) and
+ * a request with a zero-length header (the device must set NEEDS_RESET); then a reset, a fresh set-up and the same
+ * sectors read back. Whatever the guest did, what it wrote must reach the image when the VMM exits.
+ */
+static int hostile_check(struct vblk *b, uint64_t sector, uint32_t count, uint8_t *buf)
+{
+    outb(0x5a, 0x607);
+    struct virtq *q = &b->dev.vq[0];
+    uint8_t *data = virtio_alloc(VBLK_SECTOR, 4096);
+    struct virtio_buf bad[3] = {
+        { (uintptr_t)b->hdr, 0, false }, { (uintptr_t)data, VBLK_SECTOR, true }, { (uintptr_t)b->status, 1, true },
+    };
+    uint16_t old = q->avail_idx;
+    int head = virtq_add(q, bad, 3, false);
+    if (head < 0)
+        return 1;
+    virtq_publish(q, (uint16_t)head);
+    virtq_kick(&b->dev, q, old);
+    int st = virtq_poll(&b->dev, q, b->dev.timeout_us, NULL);
+    printf("virtio-blk: request with a zero-length header: %s\n",
+           st == VIRTIO_ENEEDS_RESET ? "needs reset" : st < 0 ? virtio_strerror(st) : "completed");
+    if (st != VIRTIO_ENEEDS_RESET || vblk_setup(b) < 0)
+        return 1;
+    uint8_t *want = virtio_alloc(count * VBLK_SECTOR, 64);
+    pattern(want, sector, count);
+    st = vblk_request(b, VBLK_T_IN, sector, buf, count * VBLK_SECTOR);
+    bool same = st == VBLK_S_OK && memcmp(buf, want, count * VBLK_SECTOR) == 0;
+    printf("virtio-blk: after the faults: read-back %s\n", same ? "ok" : "MISMATCH");
+    return same ? 0 : 1;
 }
 
 static int ro_check(struct vblk *b, uint64_t sector, uint8_t *buf)
@@ -243,8 +278,11 @@ int test_virtio_blk(const char *cmdline)
     }
     if (arg_u64(cmdline, "ro", 0))
         fails += ro_check(b, sector, buf);
-    else if (arg_u64(cmdline, "write", 0))
+    else if (arg_u64(cmdline, "write", 0)) {
         fails += write_check(b, sector, (uint32_t)count, buf);
+        if (arg_u64(cmdline, "hostile", 0))
+            fails += hostile_check(b, sector, (uint32_t)count, buf);
+    }
     if (arg_u64(cmdline, "flush", 0)) {
         int st = vblk_request(b, VBLK_T_FLUSH, 0, NULL, 0);
         printf("virtio-blk: flush status %d%s\n", st, (b->dev.features & VBLK_F_FLUSH) ? "" : " (FLUSH not offered)");

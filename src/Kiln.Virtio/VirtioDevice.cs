@@ -1,3 +1,4 @@
+using Kiln.Devices;
 using Kiln.Devices.State;
 using Kiln.Interop;
 using Kiln.Memory;
@@ -33,6 +34,10 @@ public abstract class VirtioDevice : IDisposable
     }
 
     public GuestMemory Memory { get; }
+
+    /// <summary>This device's guest-triggered log lines (a driver can break the protocol again after every reset).</summary>
+    protected RateLimitedLog Log { get; } = new();
+
     public abstract VirtioDeviceType DeviceType { get; }
 
     /// <summary>A short name for logs and thread names (e.g. "virtio-blk").</summary>
@@ -82,7 +87,7 @@ public abstract class VirtioDevice : IDisposable
     public void StartWorker()
     {
         if (_worker is null)
-            _worker = new VirtioWorker(Name, ProcessQueues, HostReadableFd);
+            _worker = new VirtioWorker(Name, ProcessQueues, HostReadableFd, e => FailOnFault("worker", e));
     }
 
     /// <summary>A host-side descriptor (a tap) whose readability the worker waits for itself, or null.</summary>
@@ -288,7 +293,7 @@ public abstract class VirtioDevice : IDisposable
                 }
                 catch (Exception e)
                 {
-                    Fail($"queue {i}: internal error: {e.GetType().Name}: {e.Message}");
+                    FailOnFault($"queue {i}", e);
                     return;
                 }
             }
@@ -306,8 +311,9 @@ public abstract class VirtioDevice : IDisposable
             _transport?.SignalQueue(index);
     }
 
-    /// <summary>The driver broke the protocol: DEVICE_NEEDS_RESET, a configuration-change interrupt, one log line, and
-    /// no more processing until the driver resets the device.</summary>
+    /// <summary>The driver broke the protocol: DEVICE_NEEDS_RESET, a configuration-change interrupt, one log line
+    /// (rate-limited), and no more processing until the driver resets the device. Never throws: it is what the
+    /// device's fault handlers call.</summary>
     protected void Fail(string reason)
     {
         lock (_lock)
@@ -318,9 +324,22 @@ public abstract class VirtioDevice : IDisposable
             ConfigGeneration++;
         }
         Interlocked.Increment(ref _protocolErrors);
-        VirtioLog.Warn($"{Name}: {reason}; device needs reset");
-        _transport?.SignalConfigChange();
+        Log.Write($"{Name}: {reason}; device needs reset");
+        try
+        {
+            _transport?.SignalConfigChange();
+        }
+        catch (Exception e)
+        {
+            // The interrupt layer contains its own failures; this is for any other transport or interrupt sink.
+            Log.Write($"{Name}: configuration-change interrupt failed: {e.GetType().Name}: {e.Message}");
+        }
     }
+
+    /// <summary>Device code threw where a guest reached it (a register handler, the worker): not a protocol error the
+    /// device recognised, but handled the same way, so the device stops until the driver resets it.</summary>
+    internal void FailOnFault(string where, Exception fault) =>
+        Fail($"{where}: internal error: {fault.GetType().Name}: {fault.Message}");
 
     /// <summary>After DRIVER_OK, with negotiated features in <see cref="DriverFeatures"/>.</summary>
     protected virtual void OnActivate()

@@ -6,18 +6,24 @@ namespace Kiln.Virtio;
 /// address (<see cref="EventFd"/>), or <see cref="Wake"/> from the transport's notify handler and host-side sources.
 /// A device with a host-side source (a tap) can also have the worker wait for that descriptor itself
 /// (<see cref="WatchHostFd"/>): the worker wakes straight on incoming data instead of through a second thread, which
-/// costs two thread switches per wake-up. Spurious wake-ups are harmless: the device just finds nothing to do.</summary>
+/// costs two thread switches per wake-up. Spurious wake-ups are harmless: the device just finds nothing to do.
+/// <para>The worker is a thread entry point that guest values reach (every ring and buffer it processes), so it
+/// contains its faults: whatever the work throws goes to the fault handler (the device then needs a reset) and the
+/// worker waits for the next wake-up. Only a failure to wait at all (a host error on its own descriptors) ends it,
+/// reported the same way.</para></summary>
 internal sealed class VirtioWorker : IDisposable
 {
     private readonly Thread _thread;
     private readonly Action _work;
+    private readonly Action<Exception> _onFault;
     private readonly FileDescriptor? _hostFd;
     private bool _watchHostFd; // touched only on the worker thread
     private volatile bool _stopping;
 
-    public VirtioWorker(string name, Action work, FileDescriptor? hostFd = null)
+    public VirtioWorker(string name, Action work, FileDescriptor? hostFd, Action<Exception> onFault)
     {
         _work = work;
+        _onFault = onFault;
         _hostFd = hostFd;
         _watchHostFd = hostFd is not null;
         EventFd = Interop.EventFd.Create(0); // blocking: the worker sleeps in read() when it watches nothing else
@@ -43,22 +49,57 @@ internal sealed class VirtioWorker : IDisposable
         Span<Poll.PollFd> fds = stackalloc Poll.PollFd[2];
         while (true)
         {
-            if (_hostFd is not null && _watchHostFd)
+            try
             {
-                fds[0] = new Poll.PollFd { Fd = EventFd.Number, Events = Poll.POLLIN };
-                fds[1] = new Poll.PollFd { Fd = _hostFd.Number, Events = Poll.POLLIN };
-                if (Poll.Wait(fds, -1) == 0)
-                    continue; // EINTR
-                if (fds[0].Revents != 0)
-                    Interop.EventFd.Consume(EventFd);
-                if (fds[1].Revents != 0)
-                    _watchHostFd = false;
+                if (!WaitForWork(fds))
+                    continue;
             }
-            else
-                Interop.EventFd.Consume(EventFd);
+            catch (Exception e)
+            {
+                Report(e);
+                return;
+            }
             if (_stopping)
                 return;
-            _work();
+            try
+            {
+                _work();
+            }
+            catch (Exception e)
+            {
+                Report(e);
+            }
+        }
+    }
+
+    /// <summary>Sleeps until the eventfd or (when watched) the host descriptor is readable; false on EINTR.</summary>
+    private bool WaitForWork(Span<Poll.PollFd> fds)
+    {
+        if (_hostFd is not null && _watchHostFd)
+        {
+            fds[0] = new Poll.PollFd { Fd = EventFd.Number, Events = Poll.POLLIN };
+            fds[1] = new Poll.PollFd { Fd = _hostFd.Number, Events = Poll.POLLIN };
+            if (Poll.Wait(fds, -1) == 0)
+                return false;
+            if (fds[0].Revents != 0)
+                Interop.EventFd.Consume(EventFd);
+            if (fds[1].Revents != 0)
+                _watchHostFd = false;
+        }
+        else
+            Interop.EventFd.Consume(EventFd);
+        return true;
+    }
+
+    private void Report(Exception e)
+    {
+        try
+        {
+            _onFault(e);
+        }
+        catch (Exception)
+        {
+            // The handler is the device's Fail path, which does not throw; nothing further to do on this thread.
         }
     }
 

@@ -83,6 +83,13 @@ internal sealed class VcpuRunner
         {
             _machine.RequestStop(MachineExit.Error($"vCPU {_vcpu.Id}: {e.Message}"));
         }
+        catch (Exception e)
+        {
+            // The buses contain device faults, so this is a VMM bug; still an orderly stop (disks flushed, one
+            // clear line), never an unhandled exception that aborts the process.
+            KilnLog.Debug(e.ToString());
+            _machine.RequestStop(MachineExit.Error($"vCPU {_vcpu.Id}: internal error: {e.GetType().Name}: {e.Message}"));
+        }
     }
 
     /// <summary>Handles one exit; returns why the machine must stop, or null to re-enter the guest.</summary>

@@ -66,7 +66,7 @@ internal sealed class VirtioWiring : IDisposable
             if (index >= MmioGsis.Length)
                 throw new VmSpecException("machine.transport", $"virtio-mmio has room for {MmioGsis.Length} devices; {name} would be one more");
             uint gsi = MmioGsis[index];
-            interrupts = KvmVirtioInterrupts.WithIrqfd(_vm, gsi);
+            interrupts = KvmVirtioInterrupts.WithIrqfd(_vm, gsi, name);
             var transport = new VirtioMmioTransport(device, interrupts, MmioBase + (ulong)index * MmioStride, gsi);
             _mmio.Register(transport.BaseAddress, VirtioMmioTransport.WindowSize, transport, $"virtio-mmio {name}");
             _owned.Add(transport);
@@ -78,7 +78,7 @@ internal sealed class VirtioWiring : IDisposable
         {
             int slot = index + 1; // slot 0 is the host bridge; devices take the next slots in order
             uint gsi = PciInterruptRouting.GsiForSlot(slot);
-            interrupts = KvmVirtioInterrupts.WithIrqfd(_vm, gsi);
+            interrupts = KvmVirtioInterrupts.WithIrqfd(_vm, gsi, name);
             var transport = new VirtioPciTransport(device, interrupts, gsi);
             int attached;
             try

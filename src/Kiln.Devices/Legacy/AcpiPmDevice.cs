@@ -26,6 +26,9 @@ public sealed class AcpiPmDevice : IBusDevice, IStateful
     private const ushort ImplementedEvents = PowerButton;
     private const int SleepTypeShift = 10;
 
+    /// <summary>PM1 status, enable and control; what lies above (reserved bytes, the timer) ignores writes.</summary>
+    private const int WritableLength = 6;
+
     private readonly IMachineControl _machine;
     private readonly IInterruptLine? _sci;
     private readonly int _s5SleepType;
@@ -99,16 +102,18 @@ public sealed class AcpiPmDevice : IBusDevice, IStateful
 
     public void Write(ulong offset, ReadOnlySpan<byte> data)
     {
-        if (!InRange(offset, data.Length) || offset >= 8)
-            return; // the timer is read-only
-        Span<byte> file = stackalloc byte[6];
+        // Only status, enable and control (bytes 0-5) are writable: bytes 6-7 are reserved and the timer is
+        // read-only, so a write there is dropped, and one that starts below 6 keeps only its bytes below 6.
+        if (!InRange(offset, data.Length) || offset >= WritableLength)
+            return;
+        Span<byte> file = stackalloc byte[WritableLength];
         bool powerOff;
         lock (_lock)
         {
             BitConverter.TryWriteBytes(file[0..], (ushort)0);
             BitConverter.TryWriteBytes(file[2..], _enable);
             BitConverter.TryWriteBytes(file[4..], _control);
-            int end = Math.Min((int)offset + data.Length, 6);
+            int end = Math.Min((int)offset + data.Length, WritableLength);
             data[..(end - (int)offset)].CopyTo(file[(int)offset..]);
             ushort clear = BitConverter.ToUInt16(file[0..]);
             if (offset < 2)

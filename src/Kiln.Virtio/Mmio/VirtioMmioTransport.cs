@@ -7,7 +7,7 @@ namespace Kiln.Virtio.Mmio;
 /// <summary>The virtio-mmio transport (version 2): a 0x200-byte window of 32-bit registers followed by the device's
 /// configuration space. Register it on the MMIO bus at <see cref="BaseAddress"/> with length <see cref="WindowSize"/>
 /// and announce it on the kernel command line with <see cref="KernelCommandLineArgument"/>.</summary>
-public sealed class VirtioMmioTransport : IBusDevice, IStateful, IVirtioTransport, IDisposable
+public sealed class VirtioMmioTransport : IBusDevice, IAccessFaultHandler, IStateful, IVirtioTransport, IDisposable
 {
     /// <summary>Registers (0x100) plus configuration space (up to 0x100).</summary>
     public const ulong WindowSize = 0x200;
@@ -254,6 +254,8 @@ public sealed class VirtioMmioTransport : IBusDevice, IStateful, IVirtioTranspor
         Device.RestoreState(reader);
         _interrupts.SetLine(status != 0);
     }
+
+    public void OnAccessFault(ulong offset, Exception fault) => Device.FailOnFault("virtio-mmio register access", fault);
 
     public void Dispose() => Device.Dispose();
 }

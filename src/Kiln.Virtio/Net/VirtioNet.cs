@@ -418,7 +418,7 @@ public sealed class VirtioNet : VirtioDevice
         if (_backendBroken)
             return;
         _backendBroken = true;
-        VirtioLog.Warn($"{Name}: backend {_backend.Name} failed: {e.Message}; no more frames");
+        Log.Write($"{Name}: backend {_backend.Name} failed: {e.Message}; no more frames");
     }
 
     // ---- lifecycle ----

@@ -29,6 +29,21 @@ public abstract class PciFunction
             Config.Write(offset, data);
     }
 
+    /// <summary>The host bridge's MMIO window, set when the function is attached: only accesses inside it reach the
+    /// function, wherever the guest puts its BAR.</summary>
+    internal (ulong Base, ulong Size)? BridgeWindow { get; set; }
+
+    /// <summary>Whether [address, address + length) lies in the bridge's window (anywhere, before the function is
+    /// attached).</summary>
+    protected bool Reachable(ulong address, ulong length) =>
+        BridgeWindow is not { } w || (address >= w.Base && address - w.Base < w.Size && length <= w.Size - (address - w.Base));
+
+    /// <summary>A handler of this function threw on a guest access (the bus dropped it): a function with a reset
+    /// protocol stops until the driver resets it.</summary>
+    public virtual void OnAccessFault(Exception fault)
+    {
+    }
+
     /// <summary>Whether a guest-physical address falls in the memory BAR while memory decoding is on.</summary>
     public bool TryDecode(ulong address, out ulong offset)
     {

@@ -74,6 +74,7 @@ public sealed class PciHostBridge : IStateful
                 _nextBar = address + size;
             }
             _slots[slot] = function;
+            function.BridgeWindow = (WindowBase, WindowSize);
             if (function is VirtioPciTransport transport)
                 transport.Slot = slot;
             return slot;
@@ -138,8 +139,10 @@ public sealed class PciHostBridge : IStateful
         }
     }
 
-    private sealed class DataRegister(PciHostBridge bridge) : IBusDevice
+    private sealed class DataRegister(PciHostBridge bridge) : IBusDevice, IAccessFaultHandler
     {
+        public void OnAccessFault(ulong offset, Exception fault) => bridge.Selected(out _)?.OnAccessFault(fault);
+
         public void Read(ulong offset, Span<byte> data)
         {
             var function = bridge.Selected(out int register);
@@ -160,8 +163,14 @@ public sealed class PciHostBridge : IStateful
             length is 1 or 2 or 4 && offset < 4 && (int)offset + length <= 4 && (int)offset % length == 0;
     }
 
-    private sealed class Window(PciHostBridge bridge) : IBusDevice
+    private sealed class Window(PciHostBridge bridge) : IBusDevice, IAccessFaultHandler
     {
+        public void OnAccessFault(ulong offset, Exception fault)
+        {
+            if (Find(offset, out var function, out _))
+                function.OnAccessFault(fault);
+        }
+
         public void Read(ulong offset, Span<byte> data)
         {
             if (Find(offset, out var function, out ulong barOffset))

@@ -55,7 +55,9 @@ public sealed class VirtioPciTransport : PciFunction, IVirtioTransport, IStatefu
     /// or toggled memory decoding. A KVM ioeventfd binding should follow (see <see cref="Kvm.KvmIoeventfdBinding"/>).</summary>
     public event Action? NotifyRegionsChanged;
 
-    /// <summary>Where the driver writes each queue's index (16-bit writes) while memory decoding is on.</summary>
+    /// <summary>Where the driver writes each queue's index (16-bit writes) while memory decoding is on; only
+    /// addresses inside the bridge's window, the only place the BAR is decoded (the BAR is size-aligned, so these
+    /// sums cannot wrap).</summary>
     public IReadOnlyList<(ulong Address, uint Length)> NotifyRegions
     {
         get
@@ -67,10 +69,13 @@ public sealed class VirtioPciTransport : PciFunction, IVirtioTransport, IStatefu
                     return [];
                 bar = Config.BarAddress(VirtioPciLayout.Bar);
             }
-            return [.. Enumerable.Range(0, Device.Queues.Count).Select(q =>
-                (bar + VirtioPciLayout.NotifyOffset + (ulong)q * VirtioPciLayout.NotifyOffMultiplier, 2u))];
+            return [.. Enumerable.Range(0, Device.Queues.Count)
+                .Select(q => (bar + VirtioPciLayout.NotifyOffset + (ulong)q * VirtioPciLayout.NotifyOffMultiplier, 2u))
+                .Where(r => Reachable(r.Item1, r.Item2))];
         }
     }
+
+    public override void OnAccessFault(Exception fault) => Device.FailOnFault("virtio-pci register access", fault);
 
     private ushort MsixControl => Config.Get16(VirtioPciLayout.MsixCap + 2);
 

@@ -50,10 +50,24 @@ internal sealed class ControlCommands
         };
     }
 
-    public ControlResponse Handle(ControlRequest request) =>
-        _table.TryGetValue(request.Command, out var handler)
-            ? handler(request, _runner.CurrentMachine)
-            : Fail($"unknown command '{request.Command}' ({string.Join(", ", _table.Keys)})");
+    /// <summary>A request's handler reads device and vCPU state a guest shaped (saving a snapshot, statistics,
+    /// pressing the power button); whatever it throws becomes this client's error reply and a log line, never an
+    /// unhandled exception on the control thread.</summary>
+    public ControlResponse Handle(ControlRequest request)
+    {
+        if (!_table.TryGetValue(request.Command, out var handler))
+            return Fail($"unknown command '{request.Command}' ({string.Join(", ", _table.Keys)})");
+        try
+        {
+            return handler(request, _runner.CurrentMachine);
+        }
+        catch (Exception e)
+        {
+            KilnLog.Warn($"control: {request.Command} failed: {e.GetType().Name}: {e.Message}");
+            KilnLog.Debug(e.ToString());
+            return Fail($"{request.Command} failed: {e.Message}");
+        }
+    }
 
     private ControlResponse Status(Machine? machine) => new()
     {
@@ -181,11 +195,13 @@ internal sealed class ControlCommands
             {
                 result = Snapshot.VmSnapshot.Save(machine, request.File, _name);
             }
-            catch (Exception e) when (e is Contracts.Snapshot.SnapshotException or IOException or UnauthorizedAccessException)
+            catch (Exception e)
             {
+                // Whatever failed (the file, or device state a guest shaped), the guest runs on as before.
                 if (!_paused)
                     machine.Resume();
-                return Fail(e.Message);
+                return Fail(e is Contracts.Snapshot.SnapshotException or IOException or UnauthorizedAccessException
+                    ? e.Message : $"{request.Command} failed: {e.GetType().Name}: {e.Message}");
             }
             // A saved machine stays paused until the server stops it, after sending this reply.
             if (save)

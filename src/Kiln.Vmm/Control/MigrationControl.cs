@@ -114,6 +114,14 @@ internal sealed class MigrationControl
             KilnLog.Warn($"migration failed, the guest keeps running here: {e.Message}");
             broadcast(new ControlEvent { Event = "migration-failed", Message = e.Message });
         }
+        catch (Exception e)
+        {
+            // Not from the migration itself (which turns every failure into one of the above) but from reporting it:
+            // still the migration thread's end, never the VMM's.
+            Finished(cancel);
+            KilnLog.Warn($"migration: {e.GetType().Name}: {e.Message}");
+            KilnLog.Debug(e.ToString());
+        }
         finally
         {
             Finished(cancel);

@@ -25,7 +25,8 @@ public static class VmmHost
 
     private static int Start(VmmLaunch launch, ILaunchReporter reporter)
     {
-        Virtio.VirtioLog.Source = VirtioLogger;
+        // Guest-triggered lines (device faults, refused MSIs, broken drivers), rate-limited at each site.
+        Devices.RateLimitedLog.Sink = KilnLog.Warn;
         var spec = VmSpecValidator.Check(launch.Spec);
         if (spec.Source?.Restore is { } restore)
             return Restore(launch, restore, reporter);
@@ -80,5 +81,4 @@ public static class VmmHost
         }
     }
 
-    private static Microsoft.Extensions.Logging.ILogger VirtioLogger() => KilnLog.Factory.CreateLogger("Kiln.Virtio");
 }

@@ -138,22 +138,19 @@ public sealed class IncomingMigration : IDisposable
             machine.Resumed += OnResumed;
             return machine;
         }
-        catch (Exception e) when (e is MigrationException or IOException or SocketException or GuestMemoryException
-                                       or StateFormatException or KvmException)
+        catch (Exception e)
         {
-            string reason = e is MigrationException ? e.Message : $"incoming migration failed: {e.Message}";
+            // The stream carries state a guest shaped (its device registers, queue positions): whatever restoring it
+            // throws ends this migration with one clear line, as a broken link does.
+            string reason = e is MigrationException ? e.Message
+                : e is IOException or SocketException or GuestMemoryException or StateFormatException or KvmException
+                    ? $"incoming migration failed: {e.Message}"
+                    : $"incoming migration failed: {e.GetType().Name}: {e.Message}";
             stream.TrySendAbort(reason);
             stream.Dispose();
             machine?.Dispose();
             disks?.RemoveCreated();
             throw new MigrationException(reason, e);
-        }
-        catch
-        {
-            stream.Dispose();
-            machine?.Dispose();
-            disks?.RemoveCreated();
-            throw;
         }
     }
 

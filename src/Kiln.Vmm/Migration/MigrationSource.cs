@@ -54,12 +54,14 @@ public sealed class MigrationSource(Machine machine, MigrationOptions options, A
         {
             return Migrate(stream, total, cancel, ref tracker, throttle, ref paused);
         }
-        catch (Exception e) when (e is MigrationException or IOException or SocketException or ObjectDisposedException
-                                       or GuestMemoryException or Kvm.KvmException or OperationCanceledException
-                                       or NotSupportedException or InvalidOperationException)
+        catch (Exception e)
         {
+            // Every failure, expected (the link, the destination) or not (state a guest shaped that a device could
+            // not save), ends the migration the same way: the source runs on, or stays paused after Go.
             string reason = cancel.IsCancellationRequested ? "migration aborted"
-                : e is MigrationException ? e.Message : $"migration stream failed: {e.Message}";
+                : e is MigrationException ? e.Message
+                : e is IOException or SocketException or ObjectDisposedException ? $"migration stream failed: {e.Message}"
+                : $"migration failed: {e.GetType().Name}: {e.Message}";
             if (_committed)
             {
                 // After Go the guest may already run on the destination: never resume here (see the exception).

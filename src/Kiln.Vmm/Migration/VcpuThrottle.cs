@@ -26,19 +26,27 @@ internal sealed class VcpuThrottle(Machine machine) : IDisposable
 
     private void Loop()
     {
-        while (!_stopped)
+        try
         {
-            int pauseMs = PeriodMs * _percent / 100;
-            lock (_gate)
+            while (!_stopped)
             {
-                if (_stopped)
-                    return;
-                machine.Pause();
+                int pauseMs = PeriodMs * _percent / 100;
+                lock (_gate)
+                {
+                    if (_stopped)
+                        return;
+                    machine.Pause();
+                }
+                Thread.Sleep(pauseMs);
+                lock (_gate)
+                    machine.Resume();
+                Thread.Sleep(PeriodMs - pauseMs);
             }
-            Thread.Sleep(pauseMs);
-            lock (_gate)
-                machine.Resume();
-            Thread.Sleep(PeriodMs - pauseMs);
+        }
+        catch (Exception e)
+        {
+            // A thread of its own: a failure here ends throttling (the migration may then not converge), not the VMM.
+            KilnLog.Warn($"migration: vCPU throttling stopped: {e.GetType().Name}: {e.Message}");
         }
     }
 

@@ -138,6 +138,22 @@ public sealed class LegacyDeviceFuzzTests
     }
 
     [Fact]
+    public void AcpiPm()
+    {
+        var machine = new FakeMachineControl();
+        var sci = new FakeInterruptLine();
+        var pm = new AcpiPmDevice(machine, 5, sci);
+        Fuzz(10, AcpiPmDevice.Length, [pm], random =>
+        {
+            if (random.Next(2) == 0)
+                pm.PressPowerButton();
+        });
+        Assert.Equal(0, sci.RepeatedLevels);
+        Assert.True(pm.UnexpectedAccesses > 0);
+        AssertStateRoundTrips(pm, new AcpiPmDevice(machine, 5, new FakeInterruptLine()));
+    }
+
+    [Fact]
     public void AllDevicesOnOneBus()
     {
         // The registration the VMM will do: every range must fit without overlaps.
@@ -153,6 +169,7 @@ public sealed class LegacyDeviceFuzzTests
         bus.Register(ResetControl.Port, ResetControl.PortCount, new ResetControl(machine), "cf9");
         bus.Register(SystemControlPortA.Port, SystemControlPortA.PortCount, new SystemControlPortA(machine), "port92");
         bus.Register(PostCode.Port, PostCode.PortCount, new PostCode(), "post");
+        bus.Register(0x600, AcpiPmDevice.Length, new AcpiPmDevice(machine, 5, new FakeInterruptLine()), "acpi-pm");
 
         var random = new Random(9);
         var buffer = new byte[4];
@@ -169,5 +186,6 @@ public sealed class LegacyDeviceFuzzTests
             }
         }
         Assert.True(bus.UnhandledReads > 0);
+        Assert.Equal(0, bus.DeviceFaults); // every device handled every access itself
     }
 }

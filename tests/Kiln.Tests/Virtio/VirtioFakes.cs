@@ -14,8 +14,13 @@ internal sealed class FakeVirtioInterrupts : IVirtioInterrupts
     public int LineRaises { get; private set; }
     public List<(ulong Address, uint Data)> Msis { get; } = [];
 
+    /// <summary>An interrupt sink that fails (as KVM_SIGNAL_MSI or an irqfd could), to test containment.</summary>
+    public volatile bool Throw;
+
     public void SetLine(bool asserted)
     {
+        if (Throw)
+            throw new InvalidOperationException("line signal failed");
         lock (_lock)
         {
             if (asserted)
@@ -26,6 +31,8 @@ internal sealed class FakeVirtioInterrupts : IVirtioInterrupts
 
     public void SignalMsi(ulong address, uint data)
     {
+        if (Throw)
+            throw new InvalidOperationException($"MSI to 0x{address:x} failed");
         lock (_lock)
             Msis.Add((address, data));
     }

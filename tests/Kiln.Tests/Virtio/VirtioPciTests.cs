@@ -185,6 +185,26 @@ public sealed class VirtioPciTests : IDisposable
         return Bar0;
     }
 
+    /// <summary>Memory decoding and MSI-X on; returns BAR 0.</summary>
+    private ulong EnableMsix()
+    {
+        ulong bar = EnableDecoding();
+        var msixCap = Capabilities(1).Single(c => c.Id == 0x11).Offset;
+        ConfigWrite(1, msixCap + 2, 0x8000, 2);
+        return bar;
+    }
+
+    /// <summary>One MSI-X table entry; unmasked unless <paramref name="masked"/> (the reset state).</summary>
+    private void SetVector(ulong bar, int vector, uint address, uint data, bool masked = false)
+    {
+        ulong entry = bar + 0x4000 + 16UL * (ulong)vector;
+        MmioWrite(entry, address, 4);
+        MmioWrite(entry + 4, 0, 4);
+        MmioWrite(entry + 8, data, 4);
+        if (!masked)
+            MmioWrite(entry + 12, 0, 4);
+    }
+
     /// <summary>Linux's modern probe: status, features through the common structure, one queue, DRIVER_OK.</summary>
     private DriverQueue BringUp(ulong bar, bool msix)
     {
@@ -233,13 +253,8 @@ public sealed class VirtioPciTests : IDisposable
     [Fact]
     public void MsixDeliversTheQueueVector()
     {
-        ulong bar = EnableDecoding();
-        var msixCap = Capabilities(1).Single(c => c.Id == 0x11).Offset;
-        ConfigWrite(1, msixCap + 2, 0x8000, 2); // enable
-        MmioWrite(bar + 0x4000, 0xFEE0_0000, 4);
-        MmioWrite(bar + 0x4004, 0, 4);
-        MmioWrite(bar + 0x4008, 0x41, 4);
-        MmioWrite(bar + 0x400C, 0, 4); // unmask vector 0
+        ulong bar = EnableMsix();
+        SetVector(bar, 0, 0xFEE0_0000, 0x41);
         Assert.Equal(0xFEE0_0000UL, Mmio(bar + 0x4000, 4));
         var q = BringUp(bar, msix: true);
         PostEntropyRequest(q, bar);
@@ -252,11 +267,8 @@ public sealed class VirtioPciTests : IDisposable
     [Fact]
     public void MaskedVectorIsPendingUntilUnmasked()
     {
-        ulong bar = EnableDecoding();
-        var msixCap = Capabilities(1).Single(c => c.Id == 0x11).Offset;
-        ConfigWrite(1, msixCap + 2, 0x8000, 2);
-        MmioWrite(bar + 0x4000, 0xFEE0_0000, 4);
-        MmioWrite(bar + 0x4008, 0x42, 4); // vector 0 stays masked (reset state)
+        ulong bar = EnableMsix();
+        SetVector(bar, 0, 0xFEE0_0000, 0x42, masked: true);
         var q = BringUp(bar, msix: true);
         PostEntropyRequest(q, bar);
         Assert.Empty(_irq.Msis);
@@ -281,18 +293,60 @@ public sealed class VirtioPciTests : IDisposable
     [Fact]
     public void ProtocolErrorRaisesConfigInterruptOnItsVector()
     {
-        ulong bar = EnableDecoding();
-        var msixCap = Capabilities(1).Single(c => c.Id == 0x11).Offset;
-        ConfigWrite(1, msixCap + 2, 0x8000, 2);
-        MmioWrite(bar + 0x4010, 0xFEE0_0000, 4);
-        MmioWrite(bar + 0x4018, 0x99, 4);
-        MmioWrite(bar + 0x401C, 0, 4); // unmask vector 1 (config)
+        ulong bar = EnableMsix();
+        SetVector(bar, 1, 0xFEE0_0000, 0x99); // the config vector
         var q = BringUp(bar, msix: true);
         q.SetDescriptor(0, 0x40000, 64, 0); // device-readable: wrong for entropy
         q.Publish(0);
         MmioWrite(bar + 0x3000, 0, 2);
         Assert.Equal(VirtioStatus.DeviceNeedsReset, (byte)(Mmio(bar + 0x14, 1) & 0x40));
         Assert.Equal([(0xFEE0_0000UL, 0x99u)], _irq.Msis);
+    }
+
+    [Fact]
+    public void InterruptsThatCannotBeSentCostTheDeviceNotTheVcpu()
+    {
+        // A used-buffer MSI that fails while the queue is processed (inline here: no worker), and the
+        // configuration-change MSI of the resulting NEEDS_RESET failing too: nothing escapes the notify write.
+        ulong bar = EnableMsix();
+        SetVector(bar, 0, 0xFEE0_F000, 0x31);
+        SetVector(bar, 1, 0xFEE0_F000, 0x31);
+        var q = BringUp(bar, msix: true);
+        _irq.Throw = true;
+        PostEntropyRequest(q, bar);
+        Assert.Equal(1, q.UsedIdx); // the request itself completed
+        Assert.Equal(VirtioStatus.DeviceNeedsReset, (byte)(Mmio(bar + 0x14, 1) & 0x40));
+        Assert.Equal(0, _mmio.DeviceFaults);
+    }
+
+    [Fact]
+    public void AnMsiFailingOnATableWriteIsContainedByTheBus()
+    {
+        // Unmasking a pending vector sends it from the vCPU's MSI-X table write: the bus drops the faulting access
+        // and the function's device needs a reset.
+        ulong bar = EnableMsix();
+        SetVector(bar, 0, 0xFEE0_F000, 0x31, masked: true);
+        var q = BringUp(bar, msix: true);
+        PostEntropyRequest(q, bar);
+        Assert.Equal(1UL, Mmio(bar + 0x5000, 4) & 1); // pending
+        _irq.Throw = true;
+        MmioWrite(bar + 0x400C, 0, 4);
+        Assert.Equal(1, _mmio.DeviceFaults);
+        Assert.True(_rng.Device.NeedsReset);
+        _irq.Throw = false;
+        MmioWrite(bar + 0x14, 0, 1); // a reset brings it back
+        Assert.False(_rng.Device.NeedsReset);
+    }
+
+    [Fact]
+    public void NotifyRegionsStayInsideTheBridgeWindow()
+    {
+        ulong bar = EnableDecoding();
+        Assert.Equal(bar + 0x3000, _rng.NotifyRegions.Single().Address);
+        ConfigWrite(1, 0x10, 0xF000_0000); // above the window: not decoded, so no ioeventfd either
+        Assert.Empty(_rng.NotifyRegions);
+        ConfigWrite(1, 0x10, (uint)bar);
+        Assert.Single(_rng.NotifyRegions);
     }
 
     [Fact]
